@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sesame-idp/sesame/idp"
+	"github.com/sesame-idp/sesame/idp/login"
+	"github.com/sesame-idp/sesame/idp/oidcstore"
+	"github.com/sesame-idp/sesame/templates"
+)
+
+// loadKeys loads (creating on first start) the signing keys.
+func (a *app) loadKeys(ctx context.Context) error {
+	if a.keys != nil {
+		return nil
+	}
+	a.keys = oidcstore.NewKeys(a.store, a.sealer, oidcstore.KeyOptions{Logger: a.log})
+	if err := a.keys.Load(ctx); err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	return nil
+}
+
+// server assembles the HTTP server from the app's dependencies.
+func (a *app) server(ctx context.Context, reg *prometheus.Registry) (*idp.Server, error) {
+	if err := a.loadKeys(ctx); err != nil {
+		return nil, err
+	}
+	tpl, err := templates.New(nil)
+	if err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
+	}
+	var proxies []netip.Prefix
+	for _, p := range a.cfg.TrustedProxies {
+		if pfx, err := netip.ParsePrefix(p); err == nil {
+			proxies = append(proxies, pfx)
+		} else if ip, err := netip.ParseAddr(p); err == nil {
+			proxies = append(proxies, netip.PrefixFrom(ip, ip.BitLen()))
+		}
+	}
+	return &idp.Server{
+		Issuer:         a.cfg.Issuer,
+		Store:          a.store,
+		Ephemeral:      a.ephemeral,
+		Keys:           a.keys,
+		Templates:      tpl,
+		Passwords:      login.Passwords{Params: login.DefaultPasswordParams()},
+		CryptoKey:      a.derivedKey("sesame/oidc-crypto"),
+		TrustedProxies: proxies,
+		Demo:           a.embedded(),
+		Logger:         a.log,
+		Registry:       reg,
+		Checks: []idp.Check{
+			{Name: "database", Ping: a.store.Ping},
+			{Name: "ephemeral", Ping: a.ephemeral.Ping},
+		},
+		ReadyTimeout: 1500 * time.Millisecond,
+	}, nil
+}
+
+// embedded reports whether this is the zero-configuration set-up.
+func (a *app) embedded() bool { return a.cfg.Database.URL == "" }
+
+// derivedKey derives a purpose-specific key from the sealing key, so every
+// node that shares the sealing key agrees on it.
+func (a *app) derivedKey(purpose string) [32]byte {
+	m := hmac.New(sha256.New, a.sealKey.Secret)
+	m.Write([]byte(purpose))
+	var k [32]byte
+	copy(k[:], m.Sum(nil))
+	return k
+}

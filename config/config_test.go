@@ -1,0 +1,162 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	cfg, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("default config invalid: %v", err)
+	}
+	if cfg.HTTP.Addr != "localhost:8080" || cfg.Database.URL != "" || cfg.Redis.URL != "" {
+		t.Fatalf("unexpected defaults: %+v", cfg)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "sesame.yaml")
+	write(t, file, "issuer: https://id.example.org\nhttp:\n  addr: 127.0.0.1:9000\n  idle_timeout: 1m\ndatabase:\n  url: postgres://file@db/sesame\ntrusted_proxies: [10.0.0.0/8]\n")
+	secret := filepath.Join(dir, "db-url")
+	write(t, secret, "postgres://secret@db/sesame\n")
+
+	cfg, err := Load(file, []string{
+		"SESAME_HTTP_ADDR=127.0.0.1:9001",
+		"SESAME_DATABASE_URL_FILE=" + secret,
+		"SESAME_TRUSTED_PROXIES=10.1.0.0/16, 192.168.0.1",
+		"SESAME_TEST_POSTGRES_URL=ignored",
+		"PATH=/usr/bin",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Issuer != "https://id.example.org" {
+		t.Errorf("issuer from file: got %q", cfg.Issuer)
+	}
+	if cfg.HTTP.Addr != "127.0.0.1:9001" {
+		t.Errorf("env must override file: got %q", cfg.HTTP.Addr)
+	}
+	if cfg.HTTP.IdleTimeout != time.Minute {
+		t.Errorf("duration from file: got %v", cfg.HTTP.IdleTimeout)
+	}
+	if cfg.Database.URL != "postgres://secret@db/sesame" {
+		t.Errorf("_FILE must override env and file, trimmed: got %q", cfg.Database.URL)
+	}
+	if got := strings.Join(cfg.TrustedProxies, "|"); got != "10.1.0.0/16|192.168.0.1" {
+		t.Errorf("list from env: got %q", got)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("valid config refused: %v", err)
+	}
+}
+
+func TestLoadErrorsNameTheKey(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name    string
+		yaml    string
+		environ []string
+		want    []string
+	}{
+		{"unknown yaml key", "http:\n  adress: x\n", nil, []string{"adress"}},
+		{"unknown env var", "", []string{"SESAME_HTTP_ADRESS=x"}, []string{"SESAME_HTTP_ADRESS", "unknown"}},
+		{"bad duration", "", []string{"SESAME_HTTP_IDLE_TIMEOUT=soon"}, []string{"http.idle_timeout", "SESAME_HTTP_IDLE_TIMEOUT"}},
+		{"unreadable secret file", "", []string{"SESAME_SEAL_KEY_FILE=" + filepath.Join(dir, "missing")}, []string{"seal.key", "SESAME_SEAL_KEY_FILE", "missing"}},
+		{"no _FILE for non-secrets", "", []string{"SESAME_HTTP_ADDR_FILE=/x"}, []string{"SESAME_HTTP_ADDR_FILE"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := ""
+			if tc.yaml != "" {
+				file = filepath.Join(dir, "c.yaml")
+				write(t, file, tc.yaml)
+			}
+			_, err := Load(file, tc.environ)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateReportsEverything(t *testing.T) {
+	cfg := Default()
+	cfg.Issuer = "http://id.example.org"
+	cfg.HTTP.Addr = "8080"
+	cfg.Database.URL = "mysql://db"
+	cfg.Redis.URL = "::not a url"
+	cfg.Seal.Key = "nokid"
+	cfg.TrustedProxies = []string{"10.0.0.0/33"}
+	cfg.SMTP.TLS = "maybe"
+	cfg.SMS.Provider = "pigeon"
+	cfg.Log.Format = "xml"
+	cfg.Log.Level = "loud"
+	cfg.HTTP.ReadTimeout = 0
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, key := range []string{"issuer", "http.addr", "database.url", "redis.url", "seal.key", "trusted_proxies", "smtp.tls", "sms.provider", "log.format", "log.level", "http.read_timeout"} {
+		if !strings.Contains(err.Error(), key+":") {
+			t.Errorf("error does not name %s:\n%v", key, err)
+		}
+	}
+	if strings.Contains(err.Error(), "mysql://db") {
+		t.Errorf("database URL (a secret) echoed in error: %v", err)
+	}
+}
+
+func TestKeysDocumentEveryField(t *testing.T) {
+	keys := Keys()
+	seen := map[string]string{}
+	for _, k := range keys {
+		seen[k[0]] = k[1]
+	}
+	for key, env := range map[string]string{
+		"issuer": "SESAME_ISSUER", "http.addr": "SESAME_HTTP_ADDR", "data_dir": "SESAME_DATA_DIR",
+		"database.url": "SESAME_DATABASE_URL", "redis.url": "SESAME_REDIS_URL", "log.format": "SESAME_LOG_FORMAT",
+		"trusted_proxies": "SESAME_TRUSTED_PROXIES",
+	} {
+		if seen[key] != env {
+			t.Errorf("key %s: env %q, want %q", key, seen[key], env)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	if got := Redact("postgres://u:hunter2@db/x"); strings.Contains(got, "hunter2") {
+		t.Errorf("password not redacted: %s", got)
+	}
+}
+
+func write(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReadmeListsEveryKey keeps the README's configuration table honest.
+func TestReadmeListsEveryKey(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range Keys() {
+		if !strings.Contains(string(b), "`"+k[0]+"` | `"+k[1]+"`") {
+			t.Errorf("README.md does not document %s (%s)", k[0], k[1])
+		}
+	}
+}

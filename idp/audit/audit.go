@@ -1,0 +1,53 @@
+package audit
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sesame-idp/sesame/idp/store"
+)
+
+type ctxKey struct{}
+
+// WithRequestID returns a context whose audit events carry the request id.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+// Recorder appends audit events to the durable store.
+type Recorder struct {
+	Store  store.Store
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Record appends e, filling its id, time and request id. A failure is
+// logged, never returned: auditing must not break a sign-in. Writes that
+// must be atomic with a change use Event and tx.AppendAuditEvent instead.
+func (r *Recorder) Record(ctx context.Context, e store.AuditEvent) {
+	e = r.Event(ctx, e)
+	if err := r.Store.AppendAuditEvent(ctx, e); err != nil {
+		r.Logger.Error("audit event not recorded", "type", e.Type, "err", err)
+	}
+}
+
+// Event fills e's id, time and request id.
+func (r *Recorder) Event(ctx context.Context, e store.AuditEvent) store.AuditEvent {
+	if e.ID == "" {
+		e.ID = uuid.NewString()
+	}
+	if e.At.IsZero() {
+		if r.Now != nil {
+			e.At = r.Now().UTC()
+		} else {
+			e.At = time.Now().UTC()
+		}
+	}
+	if e.RequestID == "" {
+		e.RequestID, _ = ctx.Value(ctxKey{}).(string)
+	}
+	return e
+}

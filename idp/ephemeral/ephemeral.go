@@ -1,0 +1,43 @@
+// Package ephemeral is the contract for short-lived state with a time to
+// live: authorization requests, codes, login-flow state, challenges, throttle
+// counters and browser sessions. Losing it logs people out; it never lets
+// anyone in. Implementations: ephemeral/redis (go-redis v9, values sealed
+// with AES-GCM) and ephemeral/memory (in-process, injected clock); both pass
+// ephemeral/ephemeraltest.
+//
+// Keys are chosen by callers; a key derived from a secret must be a hash of
+// it, never the secret itself.
+package ephemeral
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+var (
+	// ErrNotFound: no such key, or it expired.
+	ErrNotFound = errors.New("ephemeral: not found")
+	// ErrExists: PutNew found the key already set.
+	ErrExists = errors.New("ephemeral: key exists")
+)
+
+// Store holds values with a time to live.
+type Store interface {
+	// Put sets key to value for ttl (ttl > 0), replacing any value.
+	Put(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// PutNew sets key only if it is not set: ErrExists otherwise.
+	PutNew(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	Get(ctx context.Context, key string) ([]byte, error)
+	// Delete removes key; deleting a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+	// Take gets and deletes key atomically: of concurrent callers, exactly one
+	// gets the value, the others ErrNotFound.
+	Take(ctx context.Context, key string) ([]byte, error)
+	// Incr adds one to the counter at key and returns the new count. The
+	// first increment starts a window of length window; the counter vanishes
+	// when it ends.
+	Incr(ctx context.Context, key string, window time.Duration) (int64, error)
+	Ping(ctx context.Context) error
+	Close() error
+}

@@ -1,0 +1,236 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/sesame-idp/sesame/idp/ephemeral"
+	"github.com/sesame-idp/sesame/idp/seal"
+)
+
+var _ ephemeral.Store = (*Store)(nil)
+
+// Store is an ephemeral.Store on Redis, safe for concurrent use.
+type Store struct {
+	client goredis.UniversalClient
+	prefix string
+	sealer *seal.Sealer
+}
+
+// Open connects to the Redis named by rawURL and checks it answers PING.
+// Keys are prefixed with prefix (for example "sesame:"); values are sealed
+// with sealer. The URL forms are those of go-redis:
+//
+//	redis://[user:password@]host:port[/db][?options]     one server
+//	rediss://…                                            the same over TLS
+//	unix://[user:password@]/path/redis.sock[?db=N]        a Unix socket
+//	redis://host:port?addr=host2:port&addr=…              Cluster (seed nodes)
+//	redis://[user:password@]sentinel:port[/db]?master_name=NAME&addr=sentinel2:port&password=P
+//	                                                      Sentinel
+//
+// A URL with master_name is Sentinel: its user and password authenticate to
+// the sentinels, the username and password parameters to Redis. Otherwise a
+// URL with an addr parameter is Cluster (for a single seed node, repeat it:
+// redis://h:6379?addr=h:6379). Other options (dial_timeout, pool_size, …)
+// are go-redis's; an unknown one is an error.
+func Open(ctx context.Context, rawURL, prefix string, sealer *seal.Sealer) (*Store, error) {
+	if sealer == nil {
+		return nil, errors.New("ephemeral/redis: nil sealer")
+	}
+	opts, err := parseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	s := NewFromClient(opts.newClient(), prefix, sealer)
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("ephemeral/redis: connect: %w", err)
+	}
+	return s, nil
+}
+
+// NewFromClient returns a Store using client, which it then owns: Close
+// closes it.
+func NewFromClient(client goredis.UniversalClient, prefix string, sealer *seal.Sealer) *Store {
+	if client == nil || sealer == nil {
+		panic("ephemeral/redis: NewFromClient needs a client and a sealer")
+	}
+	return &Store{client: client, prefix: prefix, sealer: sealer}
+}
+
+// clientOptions holds exactly one of its fields.
+type clientOptions struct {
+	simple   *goredis.Options
+	cluster  *goredis.ClusterOptions
+	failover *goredis.FailoverOptions
+}
+
+func (o clientOptions) newClient() goredis.UniversalClient {
+	switch {
+	case o.cluster != nil:
+		return goredis.NewClusterClient(o.cluster)
+	case o.failover != nil:
+		return goredis.NewFailoverClient(o.failover)
+	default:
+		return goredis.NewClient(o.simple)
+	}
+}
+
+// parseURL picks the go-redis parser for rawURL (see Open). Its errors
+// never quote the URL, which may hold a password.
+func parseURL(rawURL string) (clientOptions, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		// A *url.Error quotes the whole URL; its Err does not.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return clientOptions{}, fmt.Errorf("ephemeral/redis: invalid URL: %w", err)
+	}
+	q := u.Query()
+	var o clientOptions
+	switch {
+	case q.Has("master_name"):
+		o.failover, err = goredis.ParseFailoverURL(rawURL)
+	case q.Has("addr"):
+		o.cluster, err = goredis.ParseClusterURL(rawURL)
+	default:
+		o.simple, err = goredis.ParseURL(rawURL)
+	}
+	if err != nil {
+		return clientOptions{}, fmt.Errorf("ephemeral/redis: invalid URL: %w", err)
+	}
+	return o, nil
+}
+
+// Put sets key to value for ttl: SET PX.
+func (s *Store) Put(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	ttl, err := checkTTL(ttl)
+	if err != nil {
+		return err
+	}
+	k := s.prefix + key
+	if err := s.client.Set(ctx, k, s.seal(k, value), ttl).Err(); err != nil {
+		return fmt.Errorf("ephemeral/redis: put: %w", err)
+	}
+	return nil
+}
+
+// PutNew sets key to value for ttl unless it is set: SET NX PX.
+func (s *Store) PutNew(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	ttl, err := checkTTL(ttl)
+	if err != nil {
+		return err
+	}
+	k := s.prefix + key
+	set, err := s.client.SetNX(ctx, k, s.seal(k, value), ttl).Result()
+	if err != nil {
+		return fmt.Errorf("ephemeral/redis: put new: %w", err)
+	}
+	if !set {
+		return ephemeral.ErrExists
+	}
+	return nil
+}
+
+// Get returns the value at key: GET.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	k := s.prefix + key
+	sealed, err := s.client.Get(ctx, k).Bytes()
+	if err != nil {
+		return nil, notFound("get", err)
+	}
+	return s.open(k, sealed)
+}
+
+// Delete removes key: DEL.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := s.client.Del(ctx, s.prefix+key).Err(); err != nil {
+		return fmt.Errorf("ephemeral/redis: delete: %w", err)
+	}
+	return nil
+}
+
+// Take returns the value at key and removes it: GETDEL.
+func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
+	k := s.prefix + key
+	sealed, err := s.client.GetDel(ctx, k).Bytes()
+	if err != nil {
+		return nil, notFound("take", err)
+	}
+	return s.open(k, sealed)
+}
+
+// incrScript increments KEYS[1] and gives it a TTL of ARGV[1] ms when it is
+// new. It also repairs a counter found without a TTL (never written by this
+// script, but then it would never expire). A script runs atomically, so
+// there is no moment where a counter exists without its TTL.
+var incrScript = goredis.NewScript(`
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then
+	redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return n
+`)
+
+// Incr adds one to the counter at key; a new counter lives for window.
+func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int64, error) {
+	window, err := checkTTL(window)
+	if err != nil {
+		return 0, err
+	}
+	n, err := incrScript.Run(ctx, s.client, []string{s.prefix + key}, window.Milliseconds()).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("ephemeral/redis: incr: %w", err)
+	}
+	return n, nil
+}
+
+// Ping checks Redis answers: PING.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("ephemeral/redis: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes the client.
+func (s *Store) Close() error {
+	return s.client.Close()
+}
+
+func (s *Store) seal(fullKey string, value []byte) []byte {
+	return s.sealer.Seal(value, []byte(fullKey))
+}
+
+func (s *Store) open(fullKey string, sealed []byte) ([]byte, error) {
+	v, err := s.sealer.Open(sealed, []byte(fullKey))
+	if err != nil {
+		// Tampered with, moved from another key, or sealed with a key
+		// no longer configured: an error, not a silent miss.
+		return nil, fmt.Errorf("ephemeral/redis: %w", err)
+	}
+	return v, nil
+}
+
+// checkTTL refuses a TTL that would store a value for ever (go-redis reads 0
+// as no expiry) and rounds one below Redis's millisecond up to 1 ms.
+func checkTTL(ttl time.Duration) (time.Duration, error) {
+	if ttl <= 0 {
+		return 0, errors.New("ephemeral/redis: ttl must be positive")
+	}
+	return max(ttl, time.Millisecond), nil
+}
+
+func notFound(op string, err error) error {
+	if errors.Is(err, goredis.Nil) {
+		return ephemeral.ErrNotFound
+	}
+	return fmt.Errorf("ephemeral/redis: %s: %w", op, err)
+}

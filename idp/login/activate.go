@@ -1,0 +1,144 @@
+package login
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sesame-idp/sesame/idp/oidcstore"
+	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/templates"
+)
+
+// ActivationKind names activation tokens in the store.
+const ActivationKind = "activation"
+
+// ActivationTTL is how long an activation link works.
+const ActivationTTL = 7 * 24 * time.Hour
+
+// NewActivationToken creates a single-use activation link for a
+// pending_activation user, in tx, and returns the token to put in the URL.
+func NewActivationToken(ctx context.Context, tx store.Tx, userID string, now time.Time) (string, error) {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	token := base64.RawURLEncoding.EncodeToString(b[:])
+	err := tx.CreateActionToken(ctx, store.ActionToken{
+		Hash:      oidcstore.HashToken(token),
+		Kind:      ActivationKind,
+		UserID:    userID,
+		CreatedAt: now,
+		ExpiresAt: now.Add(ActivationTTL),
+	})
+	return token, err
+}
+
+func (h *Handler) showActivate(w http.ResponseWriter, r *http.Request) {
+	lang := h.Lang(w, r, nil, "")
+	token := r.URL.Query().Get("token")
+	if token == "" || len(token) > 128 {
+		h.ErrorPage(w, r, http.StatusBadRequest, lang, "error.activation_title", "error.activation_invalid")
+		return
+	}
+	h.renderActivate(w, r, lang, http.StatusOK, token, "")
+}
+
+func (h *Handler) renderActivate(w http.ResponseWriter, r *http.Request, lang string, status int, token, errKey string) {
+	b := h.Base(w, r, lang)
+	b.Error = errKey
+	// Never let the token leak through the Referer of anything on the page.
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	_ = h.Templates.Activate(w, status, templates.ActivatePage{
+		Base: b, Action: h.path("/activate"), Token: token, MinLength: MinPasswordLen,
+	})
+}
+
+// postActivate checks the password first (a refused password keeps the
+// link usable), then consumes the link, sets the password and activates
+// the account in one transaction.
+func (h *Handler) postActivate(w http.ResponseWriter, r *http.Request) {
+	if !h.CheckPost(w, r) {
+		return
+	}
+	lang := h.Lang(w, r, nil, "")
+	token := r.PostFormValue("token")
+	pw, confirm := r.PostFormValue("password"), r.PostFormValue("password_confirm")
+	if token == "" || len(token) > 128 {
+		h.ErrorPage(w, r, http.StatusBadRequest, lang, "error.activation_title", "error.activation_invalid")
+		return
+	}
+	if pw != confirm {
+		h.renderActivate(w, r, lang, http.StatusBadRequest, token, "error.password_mismatch")
+		return
+	}
+	// The username is only known once the token is consumed; the policy's
+	// username check runs inside the transaction.
+	if err := CheckPasswordPolicy(pw, ""); err != nil {
+		h.renderActivate(w, r, lang, http.StatusBadRequest, token, policyKey(err))
+		return
+	}
+	phc, err := h.Passwords.Hash(pw)
+	if err != nil {
+		h.ErrorPage(w, r, http.StatusServiceUnavailable, lang, "error.request_title", "error.unavailable")
+		return
+	}
+	var u store.User
+	var policyErr error
+	err = h.Store.InTx(r.Context(), func(tx store.Tx) error {
+		t, err := tx.ConsumeActionToken(r.Context(), oidcstore.HashToken(token), ActivationKind, h.now())
+		if err != nil {
+			return err
+		}
+		if u, err = tx.GetUser(r.Context(), t.UserID); err != nil {
+			return err
+		}
+		if policyErr = CheckPasswordPolicy(pw, u.Username); policyErr != nil {
+			return policyErr // rolls back: the link stays usable
+		}
+		if u.Status != store.StatusPendingActivation && u.Status != store.StatusActive {
+			return store.ErrNotFound
+		}
+		if err := tx.SetPassword(r.Context(), u.ID, phc, h.now()); err != nil {
+			return err
+		}
+		u.Status = store.StatusActive
+		u.UpdatedAt = h.now()
+		if err := tx.UpdateUser(r.Context(), u); err != nil {
+			return err
+		}
+		return tx.AppendAuditEvent(r.Context(), store.AuditEvent{
+			ID: uuid.NewString(), At: h.now(), Type: "account.activated", ActorID: u.ID, UserID: u.ID,
+			IP: h.Networks.ClientIP(r).String(),
+		})
+	})
+	switch {
+	case policyErr != nil:
+		h.renderActivate(w, r, lang, http.StatusBadRequest, token, policyKey(policyErr))
+		return
+	case errors.Is(err, store.ErrNotFound):
+		h.ErrorPage(w, r, http.StatusBadRequest, lang, "error.activation_title", "error.activation_invalid")
+		return
+	case err != nil:
+		h.Logger.Error("activate account", "err", err)
+		h.ErrorPage(w, r, http.StatusServiceUnavailable, lang, "error.request_title", "error.unavailable")
+		return
+	}
+	h.Logger.Info("account activated", "user_id", u.ID)
+	// On to signing in, on Sésame's own account page.
+	http.Redirect(w, r, h.path("/account"), http.StatusSeeOther)
+}
+
+func policyKey(err error) string {
+	switch {
+	case errors.Is(err, ErrPasswordTooShort):
+		return "error.password_short"
+	case errors.Is(err, ErrPasswordTooLong):
+		return "error.password_long"
+	default:
+		return "error.password_common"
+	}
+}

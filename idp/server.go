@@ -1,0 +1,322 @@
+package idp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/zitadel/oidc/v3/pkg/op"
+	"golang.org/x/text/language"
+
+	"github.com/sesame-idp/sesame/idp/audit"
+	"github.com/sesame-idp/sesame/idp/ephemeral"
+	"github.com/sesame-idp/sesame/idp/login"
+	"github.com/sesame-idp/sesame/idp/oidcstore"
+	"github.com/sesame-idp/sesame/idp/regulate"
+	"github.com/sesame-idp/sesame/idp/session"
+	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/templates"
+)
+
+// Check is one dependency that /readyz pings.
+type Check struct {
+	Name string
+	Ping func(ctx context.Context) error
+}
+
+// Server is the HTTP face of Sésame. Fill the fields, then call Handler.
+type Server struct {
+	// Issuer is the OIDC issuer URL; the provider and pages live under its path.
+	Issuer    string
+	Store     store.Store
+	Ephemeral ephemeral.Store
+	Keys      *oidcstore.Keys
+	Templates *templates.Engine
+	Passwords login.Passwords
+	// CryptoKey encrypts opaque access tokens and codes; the same on every node.
+	CryptoKey      [32]byte
+	TrustedProxies []netip.Prefix
+	// SessionTTL is the lifetime of a browser session (default 12 h).
+	SessionTTL time.Duration
+	// Demo serves a small relying party at /demo, signing in with the
+	// public client DemoClientID.
+	Demo         bool
+	DemoClientID string
+
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	// Checks are pinged by /readyz, in parallel, each within ReadyTimeout.
+	Checks       []Check
+	ReadyTimeout time.Duration
+	Now          func() time.Time
+
+	// Built by Handler.
+	Provider op.OpenIDProvider
+	Storage  *oidcstore.Storage
+	Login    *login.Handler
+	Audit    *audit.Recorder
+
+	discovery atomic.Pointer[prepared]
+}
+
+// prepared is a response body computed once per signing-key change.
+type prepared struct {
+	version uint64
+	body    []byte
+}
+
+// Supported scopes.
+var scopes = []string{"openid", "profile", "email", "offline_access", oidcstore.ScopeInstitutions, oidcstore.ScopeAdmin}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Handler builds the provider and returns the server's root handler.
+func (s *Server) Handler() (http.Handler, error) {
+	iss, err := url.Parse(s.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
+	prefix := strings.TrimSuffix(iss.Path, "/")
+	secure := iss.Scheme == "https"
+	if s.SessionTTL <= 0 {
+		s.SessionTTL = 12 * time.Hour
+	}
+	s.Audit = &audit.Recorder{Store: s.Store, Logger: s.Logger, Now: s.Now}
+	s.Storage = &oidcstore.Storage{
+		Store:     s.Store,
+		Ephemeral: s.Ephemeral,
+		Keys:      s.Keys,
+		Logger:    s.Logger,
+		Now:       s.Now,
+		LoginURL:  func(id string) string { return prefix + "/login?flow=" + url.QueryEscape(id) },
+		Audit:     s.Audit.Record,
+	}
+	opts := []op.Option{}
+	if !secure {
+		opts = append(opts, op.WithAllowInsecure())
+	}
+	s.Provider, err = op.NewProvider(&op.Config{
+		CryptoKey:                s.CryptoKey,
+		DefaultLogoutRedirectURI: prefix + "/signed-out",
+		CodeMethodS256:           true,
+		AuthMethodPost:           true,
+		GrantTypeRefreshToken:    true,
+		SupportedUILocales:       []language.Tag{language.French, language.English},
+		SupportedScopes:          scopes,
+	}, s.Storage, op.StaticIssuer(s.Issuer), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("oidc provider: %w", err)
+	}
+	sessions := &session.Manager{Ephemeral: s.Ephemeral, TTL: s.SessionTTL, Secure: secure, Path: prefix + "/", Now: s.Now}
+	if prefix == "" {
+		sessions.Path = "/"
+	}
+	s.Login = &login.Handler{
+		Store:       s.Store,
+		Storage:     s.Storage,
+		Sessions:    sessions,
+		Networks:    session.Networks{Trusted: s.TrustedProxies},
+		Templates:   s.Templates,
+		Passwords:   s.Passwords,
+		Regulator:   &regulate.Regulator{Counter: s.Ephemeral},
+		Logger:      s.Logger,
+		Now:         s.Now,
+		Prefix:      prefix,
+		CallbackURL: op.AuthCallbackURL(s.Provider),
+		AuthError: func(w http.ResponseWriter, r *http.Request, a op.AuthRequest, err error) {
+			op.AuthRequestError(w, r, a, err, s.Provider)
+		},
+		Audit: s.Audit.Record,
+	}
+
+	pages := http.NewServeMux()
+	s.Login.Routes(pages)
+	pages.Handle("GET /static/", http.StripPrefix("/static", s.Templates.Static()))
+	if s.Demo {
+		(&demo{s: s, prefix: prefix}).routes(pages)
+	}
+
+	provider := s.Provider.HttpHandler()
+	oidcMux := http.NewServeMux()
+	oidcMux.HandleFunc("GET /.well-known/openid-configuration", s.serveDiscovery)
+	oidcMux.HandleFunc("GET /keys", s.serveJWKS)
+	oidcMux.Handle("/authorize", withErrorPage(provider, s.Login))
+	oidcMux.Handle("/authorize/callback", withErrorPage(s.Login.GuardCallback(provider), s.Login))
+	oidcMux.Handle("/end_session", s.Login.EndSession(s.Provider, s.Issuer))
+	oidcMux.Handle("/", withPageHeaders(pages, provider))
+
+	root := http.NewServeMux()
+	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	root.HandleFunc("GET /readyz", s.readyz)
+	root.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+	if prefix == "" {
+		root.Handle("/", oidcMux)
+	} else {
+		root.Handle(prefix+"/", http.StripPrefix(prefix, oidcMux))
+	}
+	return withCommon(root, s.Logger, newHTTPMetrics(s.Registry)), nil
+}
+
+// contentSecurityPolicy: our pages load only our own files. (No
+// form-action: browsers apply it to the redirects that follow a sign-in
+// form, which end at the relying party.)
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"frame-ancestors 'none'; base-uri 'none'"
+
+// withPageHeaders routes to our pages when one matches, to the provider
+// otherwise; pages get a strict CSP.
+func withPageHeaders(pages *http.ServeMux, provider http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := pages.Handler(r); pattern != "" {
+			w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
+			pages.ServeHTTP(w, r)
+			return
+		}
+		provider.ServeHTTP(w, r)
+	})
+}
+
+// withErrorPage turns the plain-text 400 zitadel/oidc writes when it must
+// not redirect (unknown client, unregistered redirect_uri…) into our error
+// page, in the user's language. The library's text is logged, not shown.
+func withErrorPage(next http.Handler, l *login.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cw := &captureWriter{ResponseWriter: w}
+		next.ServeHTTP(cw, r)
+		if !cw.captured {
+			return
+		}
+		l.Logger.Info("authorization request refused", "reason", strings.TrimSpace(cw.body.String()), "request_id", w.Header().Get("X-Request-Id"))
+		w.Header().Del("Content-Type")
+		w.Header().Del("X-Content-Type-Options")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
+		l.ErrorPage(w, r, cw.status, "", "error.request_title", "error.authorize_invalid")
+	})
+}
+
+// captureWriter swallows a plain-text error response.
+type captureWriter struct {
+	http.ResponseWriter
+	status   int
+	captured bool
+	decided  bool
+	body     bytes.Buffer
+}
+
+func (c *captureWriter) WriteHeader(code int) {
+	if c.decided {
+		return
+	}
+	c.decided = true
+	ct := c.Header().Get("Content-Type")
+	if code >= 400 && code < 500 && strings.HasPrefix(ct, "text/plain") {
+		c.captured, c.status = true, code
+		return
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *captureWriter) Write(b []byte) (int, error) {
+	if !c.decided {
+		c.WriteHeader(http.StatusOK)
+	}
+	if c.captured {
+		if c.body.Len() < 4096 {
+			c.body.Write(b)
+		}
+		return len(b), nil
+	}
+	return c.ResponseWriter.Write(b)
+}
+
+// serveDiscovery serves the discovery document prepared once per signing
+// key change.
+func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request) {
+	v := s.Keys.Version()
+	p := s.discovery.Load()
+	if p == nil || p.version != v {
+		ctx := op.ContextWithIssuer(r.Context(), s.Issuer)
+		cfg := op.CreateDiscoveryConfig(ctx, s.Provider, s.Storage)
+		b, err := json.Marshal(cfg)
+		if err != nil {
+			http.Error(w, "discovery unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		p = &prepared{version: v, body: b}
+		s.discovery.Store(p)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("Access-Control-Allow-Origin", "*")
+	_, _ = w.Write(p.body)
+}
+
+// serveJWKS serves the key set prepared by the key manager.
+func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("Access-Control-Allow-Origin", "*")
+	_, _ = w.Write(s.Keys.JWKS())
+}
+
+// readyz answers 200 when every check answers within ReadyTimeout, 503
+// otherwise, with the state of each check (never the error text, which may
+// carry addresses).
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	timeout := s.ReadyTimeout
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	results := make(map[string]string, len(s.Checks))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	ready := true
+	for _, c := range s.Checks {
+		wg.Go(func() {
+			err := c.Ping(ctx)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				ready = false
+				results[c.Name] = "unavailable"
+				s.Logger.Warn("readiness check failed", "check", c.Name, "err", err)
+				return
+			}
+			results[c.Name] = "ok"
+		})
+	}
+	wg.Wait()
+	status := http.StatusOK
+	if !ready {
+		status = http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"ready": ready, "checks": results})
+}

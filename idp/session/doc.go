@@ -1,0 +1,8 @@
+// Package session holds the browser session (per-factor timestamps, the
+// networks where a second factor was verified, acr and amr), the browser
+// binding cookie with the CSRF tokens derived from it, and the reduction
+// of client addresses to networks for the step-up policy.
+//
+// Sessions live in the ephemeral store: losing them signs people out and
+// never lets anyone in. It knows nothing of pages or of the provider.
+package session

@@ -1,0 +1,285 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+)
+
+// Sentinel errors. Implementations map driver errors to these in one helper
+// per backend; callers compare with errors.Is.
+var (
+	// ErrNotFound: the row does not exist (or is no longer usable, for
+	// single-use values).
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: a uniqueness constraint or a compare-and-set lost.
+	ErrConflict = errors.New("store: conflict")
+)
+
+// Store is the durable data contract. Every method of Tx is also available
+// outside a transaction.
+type Store interface {
+	Tx
+	// InTx runs fn in one transaction: committed when fn returns nil,
+	// rolled back otherwise (the error of fn is returned as is).
+	InTx(ctx context.Context, fn func(tx Tx) error) error
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Tx is the set of data operations. Timestamps are stored with at least
+// microsecond precision and returned in UTC.
+type Tx interface {
+	// Users. Usernames are unique after FoldUsername.
+	CreateUser(ctx context.Context, u User) error // ErrConflict on a duplicate id or username
+	GetUser(ctx context.Context, id string) (User, error)
+	GetUserByUsername(ctx context.Context, username string) (User, error) // folds the argument
+	UpdateUser(ctx context.Context, u User) error                         // every field but ID and CreatedAt
+	ListUsers(ctx context.Context, afterUsername string, limit int) ([]User, error)
+
+	// Credentials: password, totp, sms, webauthn. A user has at most one password.
+	SetPassword(ctx context.Context, userID, phc string, at time.Time) error // upsert
+	CreateCredential(ctx context.Context, c Credential) error
+	GetCredential(ctx context.Context, id string) (Credential, error)
+	// ListCredentials returns the user's credentials of the given type, or of
+	// every type when typ is empty, oldest first.
+	ListCredentials(ctx context.Context, userID string, typ CredentialType) ([]Credential, error)
+	UpdateCredential(ctx context.Context, c Credential) error // Name, Secret, Data, VerifiedAt, LastUsedAt
+	DeleteCredential(ctx context.Context, id string) error
+	// AdvanceTOTPStep records step as the last accepted TOTP time step of the
+	// credential, atomically, only if it is greater than the stored one:
+	// ErrConflict otherwise (a replay), ErrNotFound if there is no such credential.
+	AdvanceTOTPStep(ctx context.Context, credentialID string, step int64, at time.Time) error
+
+	// Recovery codes, stored hashed.
+	// ReplaceRecoveryCodes deletes the user's codes and stores the new set.
+	ReplaceRecoveryCodes(ctx context.Context, userID string, hashes []string, at time.Time) error
+	ListRecoveryCodes(ctx context.Context, userID string) ([]RecoveryCode, error)
+	// ConsumeRecoveryCode marks the unused code with this hash as used,
+	// atomically: ErrNotFound if there is none (unknown or already used).
+	ConsumeRecoveryCode(ctx context.Context, userID, hash string, at time.Time) error
+
+	// Action tokens: single-use, expiring links (account activation…), stored hashed.
+	CreateActionToken(ctx context.Context, t ActionToken) error
+	// ConsumeActionToken marks the token used and returns it, atomically;
+	// ErrNotFound when unknown, of another kind, used or expired at now.
+	ConsumeActionToken(ctx context.Context, hash string, kind string, now time.Time) (ActionToken, error)
+
+	// Clients.
+	CreateClient(ctx context.Context, c Client) error // ErrConflict on a duplicate id
+	GetClient(ctx context.Context, id string) (Client, error)
+	ListClients(ctx context.Context) ([]Client, error)
+	UpdateClient(ctx context.Context, c Client) error
+	DeleteClient(ctx context.Context, id string) error
+
+	// Refresh tokens, stored by the hash of their value.
+	CreateRefreshToken(ctx context.Context, t RefreshToken) error
+	GetRefreshToken(ctx context.Context, id string) (RefreshToken, error)
+	GetRefreshTokenByHash(ctx context.Context, hash string) (RefreshToken, error)
+	// RotateRefreshToken marks oldID rotated at next.CreatedAt and stores next,
+	// atomically, only if oldID is neither rotated nor revoked: ErrConflict
+	// otherwise (a reuse), ErrNotFound if there is no such token.
+	RotateRefreshToken(ctx context.Context, oldID string, next RefreshToken) error
+	RevokeRefreshToken(ctx context.Context, id string, at time.Time) error
+	// RevokeRefreshFamily revokes every token of the family not yet revoked.
+	RevokeRefreshFamily(ctx context.Context, family string, at time.Time) (int64, error)
+	DeleteExpiredRefreshTokens(ctx context.Context, before time.Time) (int64, error)
+
+	// Signing keys.
+	CreateSigningKey(ctx context.Context, k SigningKey) error
+	ListSigningKeys(ctx context.Context) ([]SigningKey, error) // oldest first
+	UpdateSigningKey(ctx context.Context, k SigningKey) error  // State, ActivatedAt, RetiredAt
+	DeleteSigningKey(ctx context.Context, id string) error
+
+	// Audit events.
+	AppendAuditEvent(ctx context.Context, e AuditEvent) error
+	// ListAuditEvents returns the newest events first.
+	ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+
+	// Outbox.
+	EnqueueOutbox(ctx context.Context, m OutboxMessage) error // ErrConflict on a duplicate idempotency key
+	GetOutboxMessage(ctx context.Context, id string) (OutboxMessage, error)
+	// ClaimOutbox leases up to limit unsent messages due at now: their
+	// NextAttemptAt moves to now+lease and Attempts grows by one, so that no
+	// other worker claims them until the lease ends. Oldest first.
+	ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]OutboxMessage, error)
+	MarkOutboxSent(ctx context.Context, id string, at time.Time) error
+	MarkOutboxFailed(ctx context.Context, id string, nextAttempt time.Time, lastError string) error
+}
+
+// FoldUsername is the canonical form of a username: trimmed and lower-cased.
+func FoldUsername(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// UserStatus is the life cycle of an account.
+type UserStatus string
+
+const (
+	StatusPendingActivation UserStatus = "pending_activation"
+	StatusActive            UserStatus = "active"
+	StatusDisabled          UserStatus = "disabled"
+	StatusClosed            UserStatus = "closed"
+)
+
+// User is a person (or a scanning station) who signs in. ID is a UUID and
+// the OIDC subject.
+type User struct {
+	ID               string
+	Username         string
+	Email            string
+	GivenName        string
+	FamilyName       string
+	Locale           string // fr-CA | en-CA
+	Status           UserStatus
+	AccountType      string // person | scanning
+	Occupation       string
+	PracticeNumber   string
+	PrescriberNumber string
+	Phone            string    // E.164, set by support only
+	MFAGraceUntil    time.Time // zero: no grace period for enrolling a second factor
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
+// CredentialType names a kind of credential.
+type CredentialType string
+
+const (
+	CredPassword CredentialType = "password"
+	CredTOTP     CredentialType = "totp"
+	CredSMS      CredentialType = "sms"
+	CredWebAuthn CredentialType = "webauthn"
+)
+
+// Credential is one authentication method of a user. Secret holds the
+// password's PHC string or the sealed TOTP secret; Data holds type-specific
+// JSON (phone number, WebAuthn credential…).
+type Credential struct {
+	ID           string
+	UserID       string
+	Type         CredentialType
+	Name         string // device name
+	Secret       []byte
+	Data         []byte
+	TOTPLastStep int64
+	VerifiedAt   time.Time // zero while enrollment is unfinished
+	LastUsedAt   time.Time
+	CreatedAt    time.Time
+}
+
+// RecoveryCode is one single-use recovery code, stored as a hash.
+type RecoveryCode struct {
+	ID        string
+	UserID    string
+	Hash      string
+	CreatedAt time.Time
+	UsedAt    time.Time
+}
+
+// ActionToken is a single-use, expiring secret sent by email.
+type ActionToken struct {
+	Hash      string
+	Kind      string // e.g. "activation"
+	UserID    string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time
+}
+
+// Client is an OAuth 2 / OIDC relying party.
+type Client struct {
+	ID              string
+	Name            string
+	SecretHash      string // empty for public clients
+	Public          bool
+	RedirectURIs    []string
+	PostLogoutURIs  []string
+	GrantTypes      []string
+	Scopes          []string
+	AuthMethod      string // client_secret_basic | client_secret_post | none | private_key_jwt
+	PKCERequired    bool
+	TokenFormat     string // opaque | jwt
+	IDTokenAlg      string // RS256 | ES256
+	AccessTokenTTL  time.Duration
+	IDTokenTTL      time.Duration
+	RefreshTokenTTL time.Duration
+	BackchannelURI  string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// RefreshToken is one link of a rotation chain (a family).
+type RefreshToken struct {
+	ID        string
+	Hash      string
+	Family    string
+	ParentID  string
+	UserID    string
+	ClientID  string
+	Scopes    []string
+	Audience  []string
+	AuthTime  time.Time
+	AMR       []string
+	ACR       string
+	SessionID string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	RotatedAt time.Time // zero until used
+	RevokedAt time.Time // zero unless revoked
+}
+
+// KeyState is the life cycle of a signing key: next → active → retired.
+type KeyState string
+
+const (
+	KeyNext    KeyState = "next"
+	KeyActive  KeyState = "active"
+	KeyRetired KeyState = "retired"
+)
+
+// SigningKey is a token-signing key; the private key (PKCS #8 DER) is sealed.
+type SigningKey struct {
+	ID          string // kid
+	Alg         string // RS256 | ES256
+	Sealed      []byte
+	State       KeyState
+	CreatedAt   time.Time
+	ActivatedAt time.Time
+	RetiredAt   time.Time
+}
+
+// AuditEvent records something security-relevant that happened.
+type AuditEvent struct {
+	ID        string
+	At        time.Time
+	Type      string // e.g. "login.succeeded", "mfa.enrolled"
+	ActorID   string // who did it (a user id, a client id, "system")
+	UserID    string // whose account it concerns
+	ClientID  string
+	IP        string
+	RequestID string
+	Details   map[string]string
+}
+
+// AuditFilter selects audit events; zero fields match everything.
+type AuditFilter struct {
+	UserID string
+	Type   string
+	Before time.Time // only events strictly older
+	Limit  int       // 0: 100
+}
+
+// OutboxMessage is an email or SMS to deliver, written in the same
+// transaction as the change that causes it.
+type OutboxMessage struct {
+	ID             string
+	Kind           string // email | sms
+	IdempotencyKey string
+	Payload        []byte // JSON, interpreted by the sender of Kind
+	Attempts       int
+	NextAttemptAt  time.Time
+	SentAt         time.Time
+	LastError      string
+	CreatedAt      time.Time
+}

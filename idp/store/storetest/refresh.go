@@ -1,0 +1,184 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/sesame-idp/sesame/idp/store"
+)
+
+func testCreateGetRefreshToken(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u, c := seed(t, s)
+	rt := newRefreshToken("rt-1", "fam-1", "", u.ID, c.ID, t0)
+	must(t, s.CreateRefreshToken(ctx, rt))
+
+	got, err := s.GetRefreshToken(ctx, rt.ID)
+	must(t, err)
+	equal(t, got, rt, "GetRefreshToken")
+	got, err = s.GetRefreshTokenByHash(ctx, rt.Hash)
+	must(t, err)
+	equal(t, got, rt, "GetRefreshTokenByHash")
+
+	// Empty slices and zero times.
+	bare := store.RefreshToken{ID: "rt-2", Hash: "hash-rt-2", Family: "fam-2", UserID: u.ID,
+		ClientID: c.ID, Scopes: []string{}, CreatedAt: t0}
+	must(t, s.CreateRefreshToken(ctx, bare))
+	got, err = s.GetRefreshToken(ctx, bare.ID)
+	must(t, err)
+	bare.Scopes = nil
+	equal(t, got, bare, "GetRefreshToken bare")
+
+	dupID := newRefreshToken("rt-1", "fam-3", "", u.ID, c.ID, t0)
+	dupID.Hash = "hash-other"
+	wantErr(t, s.CreateRefreshToken(ctx, dupID), store.ErrConflict, "CreateRefreshToken duplicate id")
+	dupHash := newRefreshToken("rt-3", "fam-3", "", u.ID, c.ID, t0)
+	dupHash.Hash = rt.Hash
+	wantErr(t, s.CreateRefreshToken(ctx, dupHash), store.ErrConflict, "CreateRefreshToken duplicate hash")
+	wantErr(t, s.CreateRefreshToken(ctx, newRefreshToken("rt-4", "f", "", "user-unknown", c.ID, t0)),
+		store.ErrNotFound, "CreateRefreshToken unknown user")
+	wantErr(t, s.CreateRefreshToken(ctx, newRefreshToken("rt-5", "f", "", u.ID, "client-unknown", t0)),
+		store.ErrNotFound, "CreateRefreshToken unknown client")
+
+	_, err = s.GetRefreshToken(ctx, "rt-unknown")
+	wantErr(t, err, store.ErrNotFound, "GetRefreshToken unknown")
+	_, err = s.GetRefreshTokenByHash(ctx, "hash-unknown")
+	wantErr(t, err, store.ErrNotFound, "GetRefreshTokenByHash unknown")
+}
+
+func testRotateRefreshToken(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u, c := seed(t, s)
+	first := newRefreshToken("rt-1", "fam-1", "", u.ID, c.ID, t0)
+	must(t, s.CreateRefreshToken(ctx, first))
+
+	second := newRefreshToken("rt-2", "fam-1", "rt-1", u.ID, c.ID, at(time.Hour))
+	must(t, s.RotateRefreshToken(ctx, "rt-1", second))
+	got, err := s.GetRefreshToken(ctx, "rt-1")
+	must(t, err)
+	want := first
+	want.RotatedAt = second.CreatedAt
+	equal(t, got, want, "rotated token")
+	got, err = s.GetRefreshTokenByHash(ctx, second.Hash)
+	must(t, err)
+	equal(t, got, second, "next token")
+
+	// Reuse of the rotated token.
+	reuse := newRefreshToken("rt-3", "fam-1", "rt-1", u.ID, c.ID, at(2*time.Hour))
+	wantErr(t, s.RotateRefreshToken(ctx, "rt-1", reuse), store.ErrConflict, "RotateRefreshToken reuse")
+	_, err = s.GetRefreshToken(ctx, "rt-3")
+	wantErr(t, err, store.ErrNotFound, "token issued on reuse")
+	got, err = s.GetRefreshToken(ctx, "rt-1")
+	must(t, err)
+	equal(t, got.RotatedAt, second.CreatedAt, "RotatedAt after a reuse")
+
+	// A revoked token does not rotate.
+	must(t, s.RevokeRefreshToken(ctx, "rt-2", at(90*time.Minute)))
+	wantErr(t, s.RotateRefreshToken(ctx, "rt-2", reuse), store.ErrConflict, "RotateRefreshToken revoked")
+	_, err = s.GetRefreshToken(ctx, "rt-3")
+	wantErr(t, err, store.ErrNotFound, "token issued from a revoked one")
+
+	wantErr(t, s.RotateRefreshToken(ctx, "rt-unknown", reuse), store.ErrNotFound, "RotateRefreshToken unknown")
+}
+
+// When next cannot be stored, the old token is not marked rotated.
+func testRotateRefreshTokenAtomic(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u, c := seed(t, s)
+	must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt-1", "fam-1", "", u.ID, c.ID, t0)))
+	must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt-9", "fam-9", "", u.ID, c.ID, t0)))
+
+	next := newRefreshToken("rt-2", "fam-1", "rt-1", u.ID, c.ID, at(time.Hour))
+	next.Hash = "hash-rt-9" // taken
+	wantErr(t, s.RotateRefreshToken(ctx, "rt-1", next), store.ErrConflict, "RotateRefreshToken with a taken hash")
+	got, err := s.GetRefreshToken(ctx, "rt-1")
+	must(t, err)
+	if !got.RotatedAt.IsZero() {
+		t.Fatalf("rt-1 rotated at %v although its successor was not stored", got.RotatedAt)
+	}
+	next.Hash = "hash-rt-2"
+	must(t, s.RotateRefreshToken(ctx, "rt-1", next))
+}
+
+func testRevokeRefreshToken(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u, c := seed(t, s)
+	must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt-1", "fam-1", "", u.ID, c.ID, t0)))
+
+	must(t, s.RevokeRefreshToken(ctx, "rt-1", at(time.Hour)))
+	got, err := s.GetRefreshToken(ctx, "rt-1")
+	must(t, err)
+	equal(t, got.RevokedAt, at(time.Hour), "RevokedAt")
+
+	// Revoking again succeeds and keeps the first time.
+	must(t, s.RevokeRefreshToken(ctx, "rt-1", at(2*time.Hour)))
+	got, err = s.GetRefreshToken(ctx, "rt-1")
+	must(t, err)
+	equal(t, got.RevokedAt, at(time.Hour), "RevokedAt after a second revocation")
+
+	wantErr(t, s.RevokeRefreshToken(ctx, "rt-unknown", t0), store.ErrNotFound, "RevokeRefreshToken unknown")
+}
+
+func testRevokeRefreshFamily(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u, c := seed(t, s)
+	for _, rt := range []store.RefreshToken{
+		newRefreshToken("a1", "fam-a", "", u.ID, c.ID, t0),
+		newRefreshToken("a2", "fam-a", "a1", u.ID, c.ID, at(time.Hour)),
+		newRefreshToken("a3", "fam-a", "a2", u.ID, c.ID, at(2*time.Hour)),
+		newRefreshToken("b1", "fam-b", "", u.ID, c.ID, t0),
+	} {
+		must(t, s.CreateRefreshToken(ctx, rt))
+	}
+	must(t, s.RevokeRefreshToken(ctx, "a1", at(time.Minute)))
+
+	n, err := s.RevokeRefreshFamily(ctx, "fam-a", at(3*time.Hour))
+	must(t, err)
+	equal(t, n, int64(2), "tokens revoked")
+	for id, want := range map[string]time.Time{"a1": at(time.Minute), "a2": at(3 * time.Hour), "a3": at(3 * time.Hour), "b1": {}} {
+		got, err := s.GetRefreshToken(ctx, id)
+		must(t, err)
+		equal(t, got.RevokedAt, want, "RevokedAt of "+id)
+	}
+	n, err = s.RevokeRefreshFamily(ctx, "fam-a", at(4*time.Hour))
+	must(t, err)
+	equal(t, n, int64(0), "tokens revoked twice")
+	n, err = s.RevokeRefreshFamily(ctx, "fam-unknown", t0)
+	must(t, err)
+	equal(t, n, int64(0), "tokens of an unknown family")
+}
+
+func testDeleteExpiredRefreshTokens(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u, c := seed(t, s)
+	expiring := func(id string, expires time.Time) store.RefreshToken {
+		rt := newRefreshToken(id, "fam-"+id, "", u.ID, c.ID, t0)
+		rt.ExpiresAt = expires
+		return rt
+	}
+	for _, rt := range []store.RefreshToken{
+		expiring("old", at(time.Hour)),
+		expiring("edge", at(2*time.Hour)),
+		expiring("new", at(3*time.Hour)),
+		expiring("never", time.Time{}),
+	} {
+		must(t, s.CreateRefreshToken(ctx, rt))
+	}
+	n, err := s.DeleteExpiredRefreshTokens(ctx, at(2*time.Hour))
+	must(t, err)
+	equal(t, n, int64(1), "tokens deleted")
+	for id, want := range map[string]error{"old": store.ErrNotFound, "edge": nil, "new": nil, "never": nil} {
+		got, err := s.GetRefreshToken(ctx, id)
+		if want == nil {
+			must(t, err)
+			if id == "never" && !got.ExpiresAt.IsZero() {
+				t.Fatalf("ExpiresAt of never = %v, want zero", got.ExpiresAt)
+			}
+		} else {
+			wantErr(t, err, want, "GetRefreshToken "+id)
+		}
+	}
+	n, err = s.DeleteExpiredRefreshTokens(ctx, at(100*time.Hour))
+	must(t, err)
+	equal(t, n, int64(2), "tokens deleted later")
+}
