@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +29,7 @@ import (
 	"github.com/sesame-idp/sesame/idp/ephemeral/memory"
 	eredis "github.com/sesame-idp/sesame/idp/ephemeral/redis"
 	"github.com/sesame-idp/sesame/idp/login"
+	"github.com/sesame-idp/sesame/idp/mfa"
 	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/idp/seal"
 	"github.com/sesame-idp/sesame/idp/store"
@@ -97,7 +100,16 @@ type testEnv struct {
 	eph    ephemeral.Store
 	sealer *seal.Sealer
 	issuer string
+
+	// offset moves the server's clock forward, so that each sign-in of a
+	// user can use a fresh TOTP time step.
+	offset    atomic.Int64
+	mu        sync.Mutex
+	secrets   map[string][]byte // username → TOTP secret
+	lastSteps map[string]int64  // username → last TOTP step used
 }
+
+func (e *testEnv) now() time.Time { return time.Now().Add(time.Duration(e.offset.Load())) }
 
 var sharedTemplates *templates.Engine
 
@@ -123,7 +135,11 @@ func newTestEnv(t testing.TB, b backend) *testEnv {
 	}
 	ts := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + ts.Listener.Addr().String()
+	env := &testEnv{t: t, ts: ts, store: st, eph: eph, sealer: sealer, issuer: issuer,
+		secrets: map[string][]byte{}, lastSteps: map[string]int64{}}
 	srv := &idp.Server{
+		Now:       env.now,
+		Sealer:    sealer,
 		Issuer:    issuer,
 		Store:     st,
 		Ephemeral: eph,
@@ -142,7 +158,8 @@ func newTestEnv(t testing.TB, b backend) *testEnv {
 	ts.Config.Handler = h
 	ts.Start()
 	t.Cleanup(ts.Close)
-	return &testEnv{t: t, srv: srv, ts: ts, store: st, eph: eph, sealer: sealer, issuer: issuer}
+	env.srv = srv
+	return env
 }
 
 // rp is a relying party registered in the test environment.
@@ -198,8 +215,42 @@ func (e *testEnv) newRP(mod func(c *store.Client)) *rp {
 	}
 }
 
-// user creates an active user with a password.
+// user creates an active user with a password and an authenticator app
+// already enrolled (as `sesame user create --totp-secret` does).
 func (e *testEnv) user(username, password string) store.User {
+	u := e.passwordOnlyUser(username, password)
+	secret := mfa.NewTOTPSecret()
+	now := time.Now().UTC()
+	c := mfa.NewTOTPCredential(e.sealer, u.ID, "Test phone", secret, now, now)
+	if err := e.store.CreateCredential(context.Background(), c); err != nil {
+		e.t.Fatal(err)
+	}
+	e.mu.Lock()
+	e.secrets[username] = secret
+	e.mu.Unlock()
+	return u
+}
+
+// nextCode returns a valid code of a TOTP time step not used yet for the
+// user, moving the server's clock forward when needed.
+func (e *testEnv) nextCode(username string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	secret := e.secrets[username]
+	if secret == nil {
+		e.t.Fatalf("no authenticator for %s", username)
+	}
+	step := mfa.TOTPStep(e.now())
+	if step <= e.lastSteps[username] {
+		e.offset.Add(int64(time.Duration(e.lastSteps[username]-step+1) * mfa.TOTPPeriod * time.Second))
+		step = mfa.TOTPStep(e.now())
+	}
+	e.lastSteps[username] = step
+	return mfa.TOTPCode(secret, step)
+}
+
+// passwordOnlyUser creates an active user with a password only.
+func (e *testEnv) passwordOnlyUser(username, password string) store.User {
 	t := e.t
 	t.Helper()
 	u := store.User{
@@ -314,6 +365,45 @@ func (p page) form(t testing.TB, id string) (string, url.Values) {
 }
 
 func (p page) has(id string) bool { return strings.Contains(p.body, `id="`+id+`"`) }
+
+// formAction finds the POST form whose action contains path and returns
+// its absolute action and values.
+func (p page) formAction(t testing.TB, path string) (string, url.Values) {
+	t.Helper()
+	for _, m := range regexp.MustCompile(`(?s)<form[^>]*>.*?</form>`).FindAllString(p.body, -1) {
+		a := actionRE.FindStringSubmatch(m)
+		if a == nil || !strings.Contains(html.UnescapeString(a[1]), path) {
+			continue
+		}
+		ref, _ := url.Parse(html.UnescapeString(a[1]))
+		vals := url.Values{}
+		for _, in := range inputRE.FindAllString(m, -1) {
+			attrs := map[string]string{}
+			for _, at := range attrRE.FindAllStringSubmatch(in, -1) {
+				attrs[at[1]] = html.UnescapeString(at[2])
+			}
+			if attrs["name"] != "" {
+				vals.Set(attrs["name"], attrs["value"])
+			}
+		}
+		return p.url.ResolveReference(ref).String(), vals
+	}
+	t.Fatalf("no form posting to %s on %s (status %d):\n%s", path, p.url, p.status, p.body)
+	return "", nil
+}
+
+// link returns the absolute URL of the first link whose href contains path.
+func (p page) link(t testing.TB, path string) string {
+	t.Helper()
+	for _, m := range regexp.MustCompile(`href="([^"]*)"`).FindAllStringSubmatch(p.body, -1) {
+		if h := html.UnescapeString(m[1]); strings.Contains(h, path) {
+			ref, _ := url.Parse(h)
+			return p.url.ResolveReference(ref).String()
+		}
+	}
+	t.Fatalf("no link to %s on %s:\n%s", path, p.url, p.body)
+	return ""
+}
 
 // redirectParams returns the query of a redirect to the relying party.
 func (p page) redirectParams(t testing.TB) url.Values {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/sesame-idp/sesame/idp/mfa"
 	"github.com/sesame-idp/sesame/idp/store"
 )
 
@@ -526,8 +528,54 @@ func errorText(body string) string {
 	return errorRE.Replace(body[i : i+j])
 }
 
-// finishMFA completes the second-factor pages, if any, up to the redirect
-// to the relying party.
+// finishMFA completes the second-factor pages (challenge, or a first
+// enrollment of an authenticator app) up to the redirect to the relying
+// party.
 func finishMFA(t testing.TB, env *testEnv, b *browser, p page, username string) page {
+	t.Helper()
+	for range 6 {
+		switch {
+		case p.status == http.StatusFound || p.status == http.StatusSeeOther:
+			return p
+		case p.has("mfa"):
+			action, vals := p.form(t, "mfa")
+			vals.Set("code", env.nextCode(username))
+			p = b.post(action, vals)
+		case strings.Contains(p.url.Path, "/mfa/setup"):
+			p = b.get(p.link(t, "/mfa/totp?"))
+		case p.has("totp-secret"):
+			p = enrollTOTP(t, env, b, p, username, "Test phone")
+		case strings.Contains(p.body, "recovery-code"):
+			action, vals := p.formAction(t, "/mfa/continue")
+			p = b.post(action, vals)
+		default:
+			t.Fatalf("unexpected page %s (%d):\n%s", p.url, p.status, p.body)
+		}
+	}
+	t.Fatalf("sign-in did not finish: %s", p.url)
 	return p
+}
+
+var dataSecretRE = regexp.MustCompile(`data-secret="([A-Z2-7]+)"`)
+
+// enrollTOTP reads the key from the setup page, confirms it with a code and
+// a device name, and returns the recovery-codes page.
+func enrollTOTP(t testing.TB, env *testEnv, b *browser, p page, username, device string) page {
+	t.Helper()
+	m := dataSecretRE.FindStringSubmatch(p.body)
+	if m == nil {
+		t.Fatalf("no key on %s", p.url)
+	}
+	secret, err := mfa.ParseSecret(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.mu.Lock()
+	env.secrets[username] = secret
+	env.mu.Unlock()
+	confirm := b.get(p.url.ResolveReference(&url.URL{Path: p.url.Path + "/confirm", RawQuery: p.url.RawQuery}).String())
+	action, vals := confirm.form(t, "totp-enroll")
+	vals.Set("code", env.nextCode(username))
+	vals.Set("device_name", device)
+	return b.post(action, vals)
 }

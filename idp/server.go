@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,8 +24,10 @@ import (
 	"github.com/sesame-idp/sesame/idp/audit"
 	"github.com/sesame-idp/sesame/idp/ephemeral"
 	"github.com/sesame-idp/sesame/idp/login"
+	"github.com/sesame-idp/sesame/idp/mfa"
 	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/idp/regulate"
+	"github.com/sesame-idp/sesame/idp/seal"
 	"github.com/sesame-idp/sesame/idp/session"
 	"github.com/sesame-idp/sesame/idp/store"
 	"github.com/sesame-idp/sesame/templates"
@@ -44,6 +48,14 @@ type Server struct {
 	Keys      *oidcstore.Keys
 	Templates *templates.Engine
 	Passwords login.Passwords
+	// Sealer seals TOTP secrets.
+	Sealer *seal.Sealer
+	// TOTPIssuer is the name authenticator apps show ("Sésame").
+	TOTPIssuer string
+	// SupportURL is given in security emails ("if this was not you…").
+	SupportURL string
+	// Notify wakes the outbox worker after an email was queued.
+	Notify func()
 	// CryptoKey encrypts opaque access tokens and codes; the same on every node.
 	CryptoKey      [32]byte
 	TrustedProxies []netip.Prefix
@@ -65,6 +77,7 @@ type Server struct {
 	Provider op.OpenIDProvider
 	Storage  *oidcstore.Storage
 	Login    *login.Handler
+	MFA      *mfa.Handler
 	Audit    *audit.Recorder
 
 	discovery atomic.Pointer[prepared]
@@ -145,8 +158,34 @@ func (s *Server) Handler() (http.Handler, error) {
 		Audit: s.Audit.Record,
 	}
 
+	if s.TOTPIssuer == "" {
+		s.TOTPIssuer = "Sésame"
+	}
+	s.MFA = &mfa.Handler{
+		Store:      s.Store,
+		Storage:    s.Storage,
+		Login:      s.Login,
+		Sealer:     s.Sealer,
+		Templates:  s.Templates,
+		Regulator:  s.Login.Regulator,
+		Ephemeral:  s.Ephemeral,
+		Factors:    []mfa.Factor{mfa.TOTP{Store: s.Store, Sealer: s.Sealer}},
+		Issuer:     s.TOTPIssuer,
+		SupportURL: s.SupportURL,
+		Logger:     s.Logger,
+		Now:        s.Now,
+		Audit:      s.Audit.Record,
+		Notify:     s.Notify,
+	}
+	s.Login.Gate = s.MFA
+	if err := s.ensureAccountClient(); err != nil {
+		return nil, err
+	}
+
 	pages := http.NewServeMux()
 	s.Login.Routes(pages)
+	s.MFA.Routes(pages)
+	s.MFA.AccountRoutes(pages, s.Issuer)
 	pages.Handle("GET /static/", http.StripPrefix("/static", s.Templates.Static()))
 	if s.Demo {
 		(&demo{s: s, prefix: prefix}).routes(pages)
@@ -175,6 +214,28 @@ func (s *Server) Handler() (http.Handler, error) {
 		root.Handle(prefix+"/", http.StripPrefix(prefix, oidcMux))
 	}
 	return withCommon(root, s.Logger, newHTTPMetrics(s.Registry)), nil
+}
+
+// ensureAccountClient registers the account pages' own client.
+func (s *Server) ensureAccountClient() error {
+	ctx := context.Background()
+	want := mfa.AccountClient(s.Issuer, s.now().UTC())
+	c, err := s.Store.GetClient(ctx, mfa.AccountClientID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if err := s.Store.CreateClient(ctx, want); err != nil && !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("register the account client: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("load the account client: %w", err)
+	case !slices.Equal(c.RedirectURIs, want.RedirectURIs):
+		// The issuer changed.
+		c.RedirectURIs, c.UpdatedAt = want.RedirectURIs, want.UpdatedAt
+		if err := s.Store.UpdateClient(ctx, c); err != nil {
+			return fmt.Errorf("update the account client: %w", err)
+		}
+	}
+	return nil
 }
 
 // contentSecurityPolicy: our pages load only our own files. (No
@@ -211,7 +272,7 @@ func withErrorPage(next http.Handler, l *login.Handler) http.Handler {
 		w.Header().Del("X-Content-Type-Options")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
-		l.ErrorPage(w, r, cw.status, "", "error.request_title", "error.authorize_invalid")
+		l.ErrorPage(w, r, cw.status, "", "error.bad_request.title", "error.bad_request.message")
 	})
 }
 

@@ -63,7 +63,7 @@ func fromAcceptLanguage(header string) (string, bool) {
 	sort.SliceStable(prefs, func(i, j int) bool { return prefs[i].q > prefs[j].q })
 	for _, p := range prefs {
 		if p.tag == "*" {
-			for _, l := range Languages {
+			for _, l := range languages {
 				if !named[l] {
 					return l, true
 				}

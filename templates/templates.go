@@ -19,8 +19,11 @@ import (
 //go:embed pages emails static locales
 var embedded embed.FS
 
-// Languages are the languages Sésame speaks, the default first.
-var Languages = []string{"fr", "en"}
+// languages are the languages Sésame speaks, the default first.
+var languages = []string{"fr", "en"}
+
+// Languages returns the supported languages, the default ("fr") first.
+func Languages() []string { return append([]string(nil), languages...) }
 
 const defaultLang = "fr"
 
@@ -97,7 +100,7 @@ func build(base, override fs.FS) (*Engine, error) {
 			continue
 		}
 		e.pages[name] = map[string]*htmltemplate.Template{}
-		for _, lang := range Languages {
+		for _, lang := range languages {
 			t := htmltemplate.New(name).Funcs(e.funcs(lang, "", true))
 			for _, f := range []struct {
 				name string
@@ -121,7 +124,7 @@ func build(base, override fs.FS) (*Engine, error) {
 		subject := "email." + name + ".subject"
 		e.mailHTML[name] = map[string]*htmltemplate.Template{}
 		e.mailText[name] = map[string]*texttemplate.Template{}
-		for _, lang := range Languages {
+		for _, lang := range languages {
 			if _, ok := e.msgs[lang][subject]; !ok {
 				errs = append(errs, fmt.Errorf("templates: email %s: message %q missing in %s", name, subject, lang))
 			}
@@ -160,14 +163,14 @@ func build(base, override fs.FS) (*Engine, error) {
 	// Escape every page now (html/template does it on first use) and catch
 	// template errors reachable with zero values, rather than on a request.
 	for _, name := range pageNames {
-		for _, lang := range Languages {
+		for _, lang := range languages {
 			if err := e.pages[name][lang].ExecuteTemplate(io.Discard, "layout", samplePage(name, lang)); err != nil {
 				errs = append(errs, fmt.Errorf("templates: page %s (%s): %w", name, lang, err))
 			}
 		}
 	}
 	for _, name := range emailNames {
-		for _, lang := range Languages {
+		for _, lang := range languages {
 			if _, _, _, err := e.Email(lang, name, sampleEmail(name)); err != nil {
 				errs = append(errs, err)
 			}
@@ -298,7 +301,7 @@ var htmlText = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, 
 func (e *Engine) checkKeys(file string, trees []*parse.Tree) []error {
 	var errs []error
 	missing := func(key string) {
-		for _, lang := range Languages {
+		for _, lang := range languages {
 			if _, ok := e.msgs[lang][key]; !ok {
 				errs = append(errs, fmt.Errorf("templates: %s uses message %q, missing in %s", file, key, lang))
 			}
@@ -391,7 +394,7 @@ func textTrees(t *texttemplate.Template) []*parse.Tree {
 func loadMessages(fsys fs.FS) (map[string]map[string]string, error) {
 	msgs := map[string]map[string]string{}
 	var errs []error
-	for _, lang := range Languages {
+	for _, lang := range languages {
 		b, err := fs.ReadFile(fsys, "locales/"+lang+".json")
 		if err != nil {
 			errs = append(errs, fmt.Errorf("templates: %w", err))
@@ -407,8 +410,8 @@ func loadMessages(fsys fs.FS) (map[string]map[string]string, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	for _, lang := range Languages {
-		for _, other := range Languages {
+	for _, lang := range languages {
+		for _, other := range languages {
 			var missing []string
 			for key, msg := range msgs[lang] {
 				if _, ok := msgs[other][key]; !ok {
@@ -468,7 +471,7 @@ func supported(tag string) (string, bool) {
 		tag = tag[:i]
 	}
 	tag = strings.ToLower(tag)
-	for _, l := range Languages {
+	for _, l := range languages {
 		if tag == l {
 			return l, true
 		}

@@ -133,7 +133,7 @@ func pageCases() []pageCase {
 			render: func(e *Engine, w http.ResponseWriter, b Base) error {
 				b.Error = "error.code_invalid"
 				return e.MFAChallenge(w, 200, MFAChallengePage{Base: b, Action: "/mfa", Method: "totp",
-					Methods:      []MethodLink{{"sms", "/mfa?m=sms"}, {"recovery", "/mfa?m=recovery"}},
+					Methods:      []MethodLink{{"sms", "/mfa?m=sms"}, {"recovery", "/mfa?m=recovery"}, {"webauthn", "/mfa?m=webauthn"}},
 					AddMethodURL: "/mfa/add"})
 			},
 			want: []string{"form#mfa[method=post]", "input[name=method][value=totp]", "input#code[autocomplete=one-time-code][inputmode=numeric]",
@@ -166,7 +166,7 @@ func pageCases() []pageCase {
 func TestNew(t *testing.T) {
 	e := newEngine(t)
 	for _, name := range pageNames {
-		for _, lang := range Languages {
+		for _, lang := range languages {
 			if e.pages[name][lang] == nil {
 				t.Errorf("page %s (%s) not parsed", name, lang)
 			}
@@ -178,7 +178,7 @@ func TestPages(t *testing.T) {
 	e := newEngine(t)
 	keys := allKeys(t)
 	for _, pc := range pageCases() {
-		for _, lang := range Languages {
+		for _, lang := range languages {
 			t.Run(pc.name+"/"+lang, func(t *testing.T) {
 				rec := httptest.NewRecorder()
 				if err := pc.render(e, rec, base(lang)); err != nil {
@@ -223,11 +223,15 @@ func TestPages(t *testing.T) {
 func checkCommon(t *testing.T, doc *document, body, lang string, keys []string) {
 	t.Helper()
 	text := doc.text()
-	// No message key shown instead of its message.
+	// No message key shown instead of its message (T returns unknown
+	// keys as they are).
 	for _, k := range keys {
 		if strings.Contains(text, k) {
 			t.Errorf("message key %q shown as text", k)
 		}
+	}
+	if k := keyLike.FindString(text); k != "" {
+		t.Errorf("unknown message key %q shown as text", k)
 	}
 	if strings.Contains(body, "%!") {
 		t.Errorf("fmt error in output")
@@ -373,7 +377,7 @@ func TestNegotiate(t *testing.T) {
 
 func TestLocalesHaveSameKeys(t *testing.T) {
 	var sets []map[string]string
-	for _, lang := range Languages {
+	for _, lang := range languages {
 		b, err := fs.ReadFile(embedded, "locales/"+lang+".json")
 		if err != nil {
 			t.Fatal(err)
@@ -387,15 +391,15 @@ func TestLocalesHaveSameKeys(t *testing.T) {
 	for i, m := range sets {
 		for k, v := range m {
 			if strings.TrimSpace(v) == "" {
-				t.Errorf("%s: %q empty", Languages[i], k)
+				t.Errorf("%s: %q empty", languages[i], k)
 			}
 			for j, other := range sets {
 				if _, ok := other[k]; !ok {
-					t.Errorf("%q is in %s, missing in %s", k, Languages[i], Languages[j])
+					t.Errorf("%q is in %s, missing in %s", k, languages[i], languages[j])
 				}
 			}
 			if strings.Contains(strings.ToLower(v), "omnimed") {
-				t.Errorf("%s: %q mentions Omnimed", Languages[i], k)
+				t.Errorf("%s: %q mentions Omnimed", languages[i], k)
 			}
 		}
 	}
@@ -415,7 +419,7 @@ func TestLocalesHaveSameKeys(t *testing.T) {
 	for _, k := range handlerKeys {
 		for i, m := range sets {
 			if _, ok := m[k]; !ok {
-				t.Errorf("handler key %q missing in %s", k, Languages[i])
+				t.Errorf("handler key %q missing in %s", k, languages[i])
 			}
 		}
 	}
@@ -482,7 +486,7 @@ func TestT(t *testing.T) {
 
 func TestTOTPPrint(t *testing.T) {
 	e := newEngine(t)
-	for _, lang := range Languages {
+	for _, lang := range languages {
 		rec := httptest.NewRecorder()
 		if err := e.TOTPPrint(rec, 200, TOTPPrintPage{Base: base(lang), QRDataURI: testQR, SecretGroups: []string{"JBSW", "Y3DP"},
 			RecoveryCodes: testCodes, Username: "sophie", Issuer: "Sésame", Date: "2025-11-22"}); err != nil {
@@ -696,7 +700,7 @@ func TestEmails(t *testing.T) {
 	}
 	notYou := map[string]string{"fr": "Si ce n'était pas vous, communiquez immédiatement avec le soutien technique.", "en": "If this was not you, contact support immediately."}
 	for _, tc := range cases {
-		for _, lang := range Languages {
+		for _, lang := range languages {
 			subject, text, htm, err := e.Email(lang, tc.name, tc.data)
 			if err != nil {
 				t.Fatalf("%s/%s: %v", tc.name, lang, err)
@@ -725,6 +729,9 @@ func TestEmails(t *testing.T) {
 				if strings.Contains(text, k) || strings.Contains(htm, k) {
 					t.Errorf("%s/%s: message key %q shown", tc.name, lang, k)
 				}
+			}
+			if k := keyLike.FindString(visibleText(htm) + text); k != "" {
+				t.Errorf("%s/%s: unknown message key %q shown", tc.name, lang, k)
 			}
 			if tc.name != "activation" && !strings.Contains(text, notYou[lang]) {
 				t.Errorf("%s/%s: no 'if this was not you' line", tc.name, lang)
@@ -911,6 +918,9 @@ func TestStatic(t *testing.T) {
 		t.Errorf("css lacks print or focus rules")
 	}
 }
+
+// keyLike matches what looks like a message key in visible text.
+var keyLike = regexp.MustCompile(`\b(app|layout|common|login|error|signed_out|activate|mfa_setup|totp_setup|totp_confirm|totp_print|recovery_codes|recovery_used|recovery|mfa|security|method|notice|email)\.[a-z_.]+`)
 
 func allKeys(t *testing.T) []string {
 	t.Helper()

@@ -52,6 +52,7 @@ func (a *app) server(ctx context.Context, reg *prometheus.Registry) (*idp.Server
 		Keys:           a.keys,
 		Templates:      tpl,
 		Passwords:      login.Passwords{Params: login.DefaultPasswordParams()},
+		Sealer:         a.sealer,
 		CryptoKey:      a.derivedKey("sesame/oidc-crypto"),
 		TrustedProxies: proxies,
 		Demo:           a.embedded(),

@@ -41,7 +41,7 @@ func (h *Handler) showActivate(w http.ResponseWriter, r *http.Request) {
 	lang := h.Lang(w, r, nil, "")
 	token := r.URL.Query().Get("token")
 	if token == "" || len(token) > 128 {
-		h.ErrorPage(w, r, http.StatusBadRequest, lang, "error.activation_title", "error.activation_invalid")
+		h.ErrorPage(w, r, http.StatusBadRequest, lang, "error.activation.title", "error.activation_invalid")
 		return
 	}
 	h.renderActivate(w, r, lang, http.StatusOK, token, "")
@@ -68,7 +68,7 @@ func (h *Handler) postActivate(w http.ResponseWriter, r *http.Request) {
 	token := r.PostFormValue("token")
 	pw, confirm := r.PostFormValue("password"), r.PostFormValue("password_confirm")
 	if token == "" || len(token) > 128 {
-		h.ErrorPage(w, r, http.StatusBadRequest, lang, "error.activation_title", "error.activation_invalid")
+		h.ErrorPage(w, r, http.StatusBadRequest, lang, "error.activation.title", "error.activation_invalid")
 		return
 	}
 	if pw != confirm {
@@ -83,7 +83,7 @@ func (h *Handler) postActivate(w http.ResponseWriter, r *http.Request) {
 	}
 	phc, err := h.Passwords.Hash(pw)
 	if err != nil {
-		h.ErrorPage(w, r, http.StatusServiceUnavailable, lang, "error.request_title", "error.unavailable")
+		h.ErrorPage(w, r, http.StatusServiceUnavailable, lang, "error.generic.title", "error.generic.message")
 		return
 	}
 	var u store.User
@@ -120,11 +120,11 @@ func (h *Handler) postActivate(w http.ResponseWriter, r *http.Request) {
 		h.renderActivate(w, r, lang, http.StatusBadRequest, token, policyKey(policyErr))
 		return
 	case errors.Is(err, store.ErrNotFound):
-		h.ErrorPage(w, r, http.StatusBadRequest, lang, "error.activation_title", "error.activation_invalid")
+		h.ErrorPage(w, r, http.StatusBadRequest, lang, "error.activation.title", "error.activation_invalid")
 		return
 	case err != nil:
 		h.Logger.Error("activate account", "err", err)
-		h.ErrorPage(w, r, http.StatusServiceUnavailable, lang, "error.request_title", "error.unavailable")
+		h.ErrorPage(w, r, http.StatusServiceUnavailable, lang, "error.generic.title", "error.generic.message")
 		return
 	}
 	h.Logger.Info("account activated", "user_id", u.ID)

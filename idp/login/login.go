@@ -130,7 +130,7 @@ func (h *Handler) flow(w http.ResponseWriter, r *http.Request) (*oidcstore.AuthR
 		if !errors.As(err, &nf) {
 			h.Logger.Error("load auth request", "err", err)
 		}
-		h.ErrorPage(w, r, http.StatusBadRequest, "", "error.flow_title", "error.flow_expired")
+		h.ErrorPage(w, r, http.StatusBadRequest, "", "error.expired.title", "error.expired.message")
 		return nil, false
 	}
 	return a, true
@@ -141,11 +141,11 @@ func (h *Handler) flow(w http.ResponseWriter, r *http.Request) (*oidcstore.AuthR
 func (h *Handler) CheckPost(w http.ResponseWriter, r *http.Request) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
-		h.ErrorPage(w, r, http.StatusBadRequest, "", "error.request_title", "error.request_invalid")
+		h.ErrorPage(w, r, http.StatusBadRequest, "", "error.bad_request.title", "error.bad_request.message")
 		return false
 	}
 	if !h.Sessions.CheckCSRF(r) {
-		h.ErrorPage(w, r, http.StatusForbidden, "", "error.request_title", "error.csrf")
+		h.ErrorPage(w, r, http.StatusForbidden, "", "error.bad_request.title", "error.csrf")
 		return false
 	}
 	return true
@@ -167,6 +167,12 @@ func (h *Handler) showLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.renderLogin(w, r, a, http.StatusOK, a.LoginHint, "")
+}
+
+// ShowLogin shows the password step of a flow with an error message key
+// (e.g. after a voided challenge).
+func (h *Handler) ShowLogin(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthRequest, status int, errKey string) {
+	h.renderLogin(w, r, a, status, a.LoginHint, errKey)
 }
 
 func (h *Handler) renderLogin(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthRequest, status int, username, errKey string) {
@@ -204,6 +210,11 @@ func (h *Handler) sessionSatisfies(r *http.Request, a *oidcstore.AuthRequest, s 
 	}
 	u, err := h.Store.GetUser(r.Context(), s.UserID)
 	if err != nil || u.Status != store.StatusActive {
+		return store.User{}, false
+	}
+	// A session without a second factor (an account in its grace period)
+	// ends with the grace period.
+	if !slices.Contains(s.AMR, "mfa") && !h.now().Before(u.MFAGraceUntil) {
 		return store.User{}, false
 	}
 	return u, true
@@ -247,7 +258,7 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, a *oidcstore.
 	a.Flow.SessionID = s.ID
 	a.Flow.Step = "done"
 	if err := h.Storage.SaveAuthRequest(r.Context(), a); err != nil {
-		h.ErrorPage(w, r, http.StatusBadRequest, "", "error.flow_title", "error.flow_expired")
+		h.ErrorPage(w, r, http.StatusBadRequest, "", "error.expired.title", "error.expired.message")
 		return
 	}
 	http.Redirect(w, r, h.CallbackURL(r.Context(), a.ID), http.StatusFound)
@@ -271,7 +282,7 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) {
 	subject := store.FoldUsername(username)
 	if ok, err := h.Regulator.Attempt(r.Context(), regulate.Password, subject, ip.String()); err != nil {
 		h.Logger.Error("throttle", "err", err)
-		h.ErrorPage(w, r, http.StatusServiceUnavailable, "", "error.request_title", "error.unavailable")
+		h.ErrorPage(w, r, http.StatusServiceUnavailable, "", "error.generic.title", "error.generic.message")
 		return
 	} else if !ok {
 		h.audit(r, store.AuditEvent{Type: "login.throttled", Details: map[string]string{"username": username}})
@@ -287,7 +298,7 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) {
 		}
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		h.Logger.Error("load user", "err", err)
-		h.ErrorPage(w, r, http.StatusServiceUnavailable, "", "error.request_title", "error.unavailable")
+		h.ErrorPage(w, r, http.StatusServiceUnavailable, "", "error.generic.title", "error.generic.message")
 		return
 	}
 	if phc == "" {
@@ -321,7 +332,7 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) {
 		PasswordAt: h.now(),
 	}
 	if err := h.Storage.SaveAuthRequest(r.Context(), a); err != nil {
-		h.ErrorPage(w, r, http.StatusBadRequest, "", "error.flow_title", "error.flow_expired")
+		h.ErrorPage(w, r, http.StatusBadRequest, "", "error.expired.title", "error.expired.message")
 		return
 	}
 	if h.Gate == nil {
@@ -354,7 +365,7 @@ func (h *Handler) Finish(w http.ResponseWriter, r *http.Request, a *oidcstore.Au
 	started, err := h.Sessions.Start(w, r, s)
 	if err != nil {
 		h.Logger.Error("start session", "err", err)
-		h.ErrorPage(w, r, http.StatusServiceUnavailable, "", "error.request_title", "error.unavailable")
+		h.ErrorPage(w, r, http.StatusServiceUnavailable, "", "error.generic.title", "error.generic.message")
 		return
 	}
 	a.Flow.Done = true
@@ -364,7 +375,7 @@ func (h *Handler) Finish(w http.ResponseWriter, r *http.Request, a *oidcstore.Au
 	a.Flow.ACR = acr
 	a.Flow.SessionID = started.ID
 	if err := h.Storage.SaveAuthRequest(r.Context(), a); err != nil {
-		h.ErrorPage(w, r, http.StatusBadRequest, "", "error.flow_title", "error.flow_expired")
+		h.ErrorPage(w, r, http.StatusBadRequest, "", "error.expired.title", "error.expired.message")
 		return
 	}
 	h.audit(r, store.AuditEvent{Type: "login.succeeded", ActorID: u.ID, UserID: u.ID, ClientID: a.ClientID,
@@ -379,7 +390,7 @@ func (h *Handler) GuardCallback(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a, err := h.Storage.AuthRequest(r.Context(), r.URL.Query().Get("id"))
 		if err != nil || !a.Done() || a.Flow.Browser == "" || a.Flow.Browser != h.Sessions.BrowserHash(r) {
-			h.ErrorPage(w, r, http.StatusBadRequest, "", "error.flow_title", "error.flow_expired")
+			h.ErrorPage(w, r, http.StatusBadRequest, "", "error.expired.title", "error.expired.message")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -399,13 +410,13 @@ func (h *Handler) EndSession(provider op.OpenIDProvider, issuer string) http.Han
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 		req, err := op.ParseEndSessionRequest(r, provider.Decoder())
 		if err != nil {
-			h.ErrorPage(w, r, http.StatusBadRequest, "", "error.request_title", "error.logout_invalid")
+			h.ErrorPage(w, r, http.StatusBadRequest, "", "error.bad_request.title", "error.logout_invalid")
 			return
 		}
 		ctx := op.ContextWithIssuer(r.Context(), issuer)
 		es, err := op.ValidateEndSessionRequest(ctx, req, provider)
 		if err != nil {
-			h.ErrorPage(w, r, http.StatusBadRequest, "", "error.request_title", "error.logout_invalid")
+			h.ErrorPage(w, r, http.StatusBadRequest, "", "error.bad_request.title", "error.logout_invalid")
 			return
 		}
 		if s, err := h.Sessions.Load(r); err == nil && es.UserID == "" {
@@ -414,7 +425,7 @@ func (h *Handler) EndSession(provider op.OpenIDProvider, issuer string) http.Han
 		h.Sessions.End(w, r)
 		redirect, err := h.Storage.TerminateSessionFromRequest(ctx, es)
 		if err != nil {
-			h.ErrorPage(w, r, http.StatusBadRequest, "", "error.request_title", "error.logout_invalid")
+			h.ErrorPage(w, r, http.StatusBadRequest, "", "error.bad_request.title", "error.logout_invalid")
 			return
 		}
 		if _, err := url.Parse(redirect); err != nil {

@@ -46,8 +46,11 @@ type Flow struct {
 	// Step is where the flow stands after the password: "enroll",
 	// "challenge", "recovery_used", "done".
 	Step string `json:"step,omitempty"`
-	// Pending enrollment (sealed TOTP secret, hashed recovery codes).
+	// Pending enrollment: the new TOTP key and recovery codes until they
+	// are confirmed (the whole record is sealed in Redis).
 	Pending map[string]string `json:"pending,omitempty"`
+	// Factors are the AMR values of the factors verified in this flow.
+	Factors []string `json:"factors,omitempty"`
 
 	Done      bool      `json:"done,omitempty"`
 	AuthTime  time.Time `json:"auth_time,omitempty"`

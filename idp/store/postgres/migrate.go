@@ -3,16 +3,24 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sesame-idp/sesame/migrations"
 )
 
-// The migration lock is a transaction-level advisory lock keyed on the
-// current schema, so that nodes starting together take turns, and that
-// schemas of one database (tests) do not wait for each other.
-const lockMigrationsSQL = `SELECT pg_advisory_xact_lock(hashtextextended('sesame.migrations.' || current_schema(), 0))`
+// The migration lock is a session-level advisory lock keyed on the current
+// schema, so that nodes starting together take turns, and that schemas of
+// one database (tests) do not wait for each other. It is taken before each
+// migration's transaction begins, so that the transaction sees the catalog
+// as the previous holder left it (a transaction-level lock, taken inside,
+// would leave the backend's catalog caches as they were when it began).
+const (
+	lockMigrationsSQL   = `SELECT pg_advisory_lock(hashtextextended('sesame.migrations.' || current_schema(), 0))`
+	unlockMigrationsSQL = `SELECT pg_advisory_unlock(hashtextextended('sesame.migrations.' || current_schema(), 0))`
+)
 
 // Migrate applies the migrations the database lacks, in order, one
 // transaction per file, under an advisory lock. It refuses, with
@@ -22,8 +30,18 @@ func (db *DB) Migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	if _, err := conn.Exec(ctx, lockMigrationsSQL); err != nil {
+		conn.Release()
+		return fmt.Errorf("postgres: migrate: lock: %w", err)
+	}
+	defer unlock(ctx, conn)
+
 	for {
-		done, err := db.migrateNext(ctx, all)
+		done, err := migrateNext(ctx, conn, all)
 		if err != nil {
 			return fmt.Errorf("postgres: migrate: %w", err)
 		}
@@ -33,15 +51,24 @@ func (db *DB) Migrate(ctx context.Context) error {
 	}
 }
 
+// unlock releases the migration lock and the connection; when the lock
+// cannot be released, it closes the connection, which releases it too.
+func unlock(ctx context.Context, conn *pgxpool.Conn) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(ctx, unlockMigrationsSQL); err != nil {
+		_ = conn.Hijack().Close(ctx)
+		return
+	}
+	conn.Release()
+}
+
 // migrateNext applies the first pending migration, if any, in a transaction
-// that holds the lock from reading the version to recording the new one.
-func (db *DB) migrateNext(ctx context.Context, all []migrations.Migration) (done bool, err error) {
+// that reads the version and records the new one.
+func migrateNext(ctx context.Context, conn *pgxpool.Conn, all []migrations.Migration) (done bool, err error) {
 	const recordSQL = `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())`
 
-	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, lockMigrationsSQL); err != nil {
-			return fmt.Errorf("lock: %w", err)
-		}
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		current, err := schemaVersion(ctx, tx)
 		if err != nil {
 			return err

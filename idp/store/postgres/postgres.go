@@ -57,10 +57,17 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// InTx runs fn in one READ COMMITTED transaction: committed when fn returns
-// nil, rolled back otherwise (and on panic). The error of fn is returned as
-// is. The store.Tx given to fn must not be used by several goroutines at
-// once, nor after fn returns.
+// InTx runs fn in one transaction (the server's default isolation, READ
+// COMMITTED): committed when fn returns nil, rolled back otherwise (and on
+// panic). The error of fn is returned as is.
+//
+// When a statement fails (a unique or foreign key violation…), PostgreSQL
+// aborts the transaction: after such an error, fn should return it. A lost
+// compare-and-set (AdvanceTOTPStep, RotateRefreshToken, Consume*) is not a
+// failed statement, and RotateRefreshToken and ReplaceRecoveryCodes run in
+// a savepoint: after their errors the transaction goes on, as on SQLite.
+// The store.Tx must not be used by several goroutines at once, nor after fn
+// returns.
 func (db *DB) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {

@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"database/sql"
 	"errors"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -58,6 +59,33 @@ func TestMigrate(t *testing.T) {
 	}
 	if err := dbs[0].Migrate(ctx); !errors.Is(err, migrations.ErrSchemaTooNew) {
 		t.Fatalf("Migrate on a newer schema: %v, want ErrSchemaTooNew", err)
+	}
+}
+
+// The file and its WAL hold secrets: only the owner reads them.
+func TestFileMode(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "sesame.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "sesame.db*"))
+	if err != nil || len(files) < 2 {
+		t.Fatalf("database files: %v, %v; want the file and its WAL", files, err)
+	}
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode := fi.Mode().Perm(); mode != 0o600 {
+			t.Errorf("%s: mode %o, want 600", filepath.Base(f), mode)
+		}
 	}
 }
 

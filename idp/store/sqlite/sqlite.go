@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -35,16 +37,23 @@ const (
 	readParams   = commonParams + "&_pragma=query_only(1)"
 )
 
-// Open opens (creating it if needed) the database file at path and checks
-// that it answers. It does not migrate: call Migrate. The directory must
-// exist.
+// Open opens the database file at path, creating it (mode 0600) if needed,
+// and checks that it answers. It does not migrate: call Migrate. The
+// directory must exist.
 func Open(ctx context.Context, path string) (*DB, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("sqlite: %q: want the path of a file", path)
 	}
+	// The file holds password hashes and sealed keys: only the owner reads
+	// it. SQLite gives the -wal and -shm files the same mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("sqlite: create %s: %w", path, err)
+	}
 	name := "file:" + (&url.URL{Path: path}).EscapedPath() + "?"
 
-	// The writer first: it creates the file and turns WAL on.
+	// The writer first: it turns WAL on.
 	write, err := sql.Open("sqlite", name+writeParams)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -79,9 +88,10 @@ func (db *DB) Close() error {
 	return errors.Join(db.read.Close(), db.write.Close())
 }
 
-// Ping reports whether the database answers, for reads and for writes.
+// Ping reports whether the database answers. It uses a read connection, so
+// that it does not queue behind a write transaction.
 func (db *DB) Ping(ctx context.Context) error {
-	if err := errors.Join(db.read.PingContext(ctx), db.write.PingContext(ctx)); err != nil {
+	if err := db.read.PingContext(ctx); err != nil {
 		return fmt.Errorf("sqlite: ping: %w", err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ var txCases = []testCase{
 	{"Rollback", testInTxRollback},
 	{"Panic", testInTxPanic},
 	{"FailedStepKeepsTransaction", testInTxFailedAtomicStep},
+	{"ReuseRevokesFamily", testInTxReuseRevokesFamily},
 	{"Ping", testPing},
 }
 
@@ -140,6 +142,42 @@ func testInTxFailedAtomicStep(t *testing.T, s store.Store) {
 	events, err := s.ListAuditEvents(ctx, store.AuditFilter{})
 	must(t, err)
 	equal(t, ids(events, eventID), []string{"ev-1"}, "events committed")
+}
+
+// The refresh reuse path: a lost rotation, then the revocation of the
+// family, in one transaction.
+func testInTxReuseRevokesFamily(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u, c := seed(t, s)
+	must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt-1", "fam-1", "", u.ID, c.ID, t0)))
+	must(t, s.RotateRefreshToken(ctx, "rt-1", newRefreshToken("rt-2", "fam-1", "rt-1", u.ID, c.ID, at(time.Hour))))
+	must(t, s.CreateCredential(ctx, totp("cred-1", u.ID, t0)))
+	must(t, s.AdvanceTOTPStep(ctx, "cred-1", 10, t0))
+
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		err := tx.RotateRefreshToken(ctx, "rt-1", newRefreshToken("rt-3", "fam-1", "rt-1", u.ID, c.ID, at(2*time.Hour)))
+		if !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("reuse: %v, want ErrConflict", err)
+		}
+		if err := tx.AdvanceTOTPStep(ctx, "cred-1", 10, t0); !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("TOTP replay: %v, want ErrConflict", err)
+		}
+		if err := tx.ConsumeRecoveryCode(ctx, u.ID, "h-unknown", t0); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("unknown recovery code: %v, want ErrNotFound", err)
+		}
+		n, err := tx.RevokeRefreshFamily(ctx, "fam-1", at(2*time.Hour))
+		if err != nil {
+			return err
+		}
+		if n != 2 {
+			return fmt.Errorf("%d tokens revoked, want 2", n)
+		}
+		return tx.AppendAuditEvent(ctx, store.AuditEvent{At: at(2 * time.Hour), Type: "token.reused", UserID: u.ID})
+	})
+	must(t, err)
+	rt, err := s.GetRefreshToken(ctx, "rt-2")
+	must(t, err)
+	equal(t, rt.RevokedAt, at(2*time.Hour), "RevokedAt of the family")
 }
 
 func testPing(t *testing.T, s store.Store) {
