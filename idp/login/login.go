@@ -330,6 +330,7 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) {
 		Browser:    h.Sessions.BrowserHash(r),
 		UserID:     u.ID,
 		PasswordAt: h.now(),
+		Round:      a.Flow.Round + 1,
 	}
 	if err := h.Storage.SaveAuthRequest(r.Context(), a); err != nil {
 		h.ErrorPage(w, r, http.StatusBadRequest, "", "error.expired.title", "error.expired.message")

@@ -41,7 +41,7 @@ func AccountClient(issuer string, now time.Time) store.Client {
 func (h *Handler) AccountRoutes(mux *http.ServeMux, issuer string) {
 	mux.HandleFunc("GET /account", func(w http.ResponseWriter, r *http.Request) { h.security(w, r, issuer) })
 	mux.HandleFunc("GET /account/callback", h.accountCallback)
-	mux.HandleFunc("POST /account/methods/add", func(w http.ResponseWriter, r *http.Request) { h.addMethod(w, r, issuer) })
+	mux.HandleFunc("GET /account/methods/add", func(w http.ResponseWriter, r *http.Request) { h.addMethod(w, r, issuer) })
 	mux.HandleFunc("POST /account/methods/remove", func(w http.ResponseWriter, r *http.Request) { h.removeMethod(w, r, issuer) })
 	mux.HandleFunc("POST /account/recovery", func(w http.ResponseWriter, r *http.Request) { h.regenerateFromAccount(w, r, issuer) })
 	mux.HandleFunc("POST /account", func(w http.ResponseWriter, r *http.Request) {
@@ -101,7 +101,7 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request, issuer string)
 // sensitive returns the user when a second factor was verified within
 // RecentFactor; otherwise it asks for the password and a factor again.
 func (h *Handler) sensitive(w http.ResponseWriter, r *http.Request, issuer string) (*session.Session, store.User, bool) {
-	if !h.Login.CheckPost(w, r) {
+	if r.Method == http.MethodPost && !h.Login.CheckPost(w, r) {
 		return nil, store.User{}, false
 	}
 	s, u, ok := h.account(w, r, issuer)

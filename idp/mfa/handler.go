@@ -208,6 +208,10 @@ func (h *Handler) load(w http.ResponseWriter, r *http.Request, steps ...string) 
 		h.Login.ErrorPage(w, r, http.StatusForbidden, "", "error.forbidden.title", "error.forbidden.message")
 		return nil, store.User{}, "", false
 	}
+	if _, err := h.Ephemeral.Get(r.Context(), voidKey(a)); err == nil {
+		h.Login.ShowLogin(w, r, a, http.StatusUnauthorized, "error.challenge_void")
+		return nil, store.User{}, "", false
+	}
 	u, err := h.Store.GetUser(r.Context(), a.Flow.UserID)
 	if err != nil || u.Status != store.StatusActive {
 		h.Login.ErrorPage(w, r, http.StatusForbidden, "", "error.account_disabled.title", "error.account_disabled.message")
@@ -410,7 +414,6 @@ func (h *Handler) totpConfirm(w http.ResponseWriter, r *http.Request) {
 	}
 	h.poke()
 	h.Regulator.Reset(r.Context(), regulate.Code, u.ID)
-	_ = h.Ephemeral.Delete(r.Context(), failuresKey(a))
 	a.Flow.Step = stepVerified
 	a.Flow.Factors = appendUnique(a.Flow.Factors, "otp")
 	delete(a.Flow.Pending, "totp")
@@ -526,20 +529,26 @@ func (h *Handler) wrongCode(w http.ResponseWriter, r *http.Request, a *oidcstore
 		render()
 		return
 	}
-	h.Audit(r.Context(), h.event(r, store.AuditEvent{Type: "mfa.challenge_voided", UserID: u.ID, ClientID: a.ClientID}))
-	// Back to the password: the flow forgets the user.
-	if fresh, err := h.Storage.AuthRequest(r.Context(), a.ID); err == nil {
-		a = fresh
+	if n == MaxFailures {
+		h.Audit(r.Context(), h.event(r, store.AuditEvent{Type: "mfa.challenge_voided", UserID: u.ID, ClientID: a.ClientID}))
 	}
-	a.Flow = oidcstore.Flow{}
-	if !h.save(w, r, a) {
+	// The challenge is void: this round of the flow accepts no code any
+	// more, the user must give the password again. (A marker rather than a
+	// rewrite of the flow, which concurrent requests could overwrite.)
+	if err := h.Ephemeral.Put(r.Context(), voidKey(a), []byte{1}, oidcstore.AuthRequestTTL); err != nil {
+		h.fail(w, r, err)
 		return
 	}
-	_ = h.Ephemeral.Delete(r.Context(), failuresKey(a))
 	h.Login.ShowLogin(w, r, a, http.StatusUnauthorized, "error.challenge_void")
 }
 
-func failuresKey(a *oidcstore.AuthRequest) string { return "mfafail:" + a.ID }
+func failuresKey(a *oidcstore.AuthRequest) string {
+	return fmt.Sprintf("mfafail:%s:%d", a.ID, a.Flow.Round)
+}
+
+func voidKey(a *oidcstore.AuthRequest) string {
+	return fmt.Sprintf("mfavoid:%s:%d", a.ID, a.Flow.Round)
+}
 
 func (h *Handler) challenge(w http.ResponseWriter, r *http.Request) {
 	if !h.Login.CheckPost(w, r) {
@@ -704,7 +713,6 @@ func (h *Handler) continueFlow(w http.ResponseWriter, r *http.Request) {
 
 // finish ends the sign-in with the factors verified in this flow.
 func (h *Handler) finish(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthRequest, u store.User) {
-	_ = h.Ephemeral.Delete(r.Context(), failuresKey(a))
 	amr := []string{"pwd"}
 	for _, f := range a.Flow.Factors {
 		amr = appendUnique(amr, f)

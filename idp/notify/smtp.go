@@ -138,9 +138,15 @@ func (s *SMTPSender) deliver(ctx context.Context, rcpt string, msg []byte) (err 
 	defer cancel()
 	defer func() {
 		// I/O cut short by the deadline or a cancellation reads as a
-		// timeout; say why.
-		if err != nil && ctx.Err() != nil && !errors.Is(err, ErrPermanent) {
+		// timeout; say why. The connection's deadline may fire a moment
+		// before the context's.
+		if err == nil || errors.Is(err, ErrPermanent) {
+			return
+		}
+		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
+		} else if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+			err = fmt.Errorf("%w (%w)", err, context.DeadlineExceeded)
 		}
 	}()
 
@@ -278,9 +284,9 @@ func isAtext(c byte) bool {
 func composeEmail(from, to *mail.Address, e Email, msgID string, date time.Time) ([]byte, error) {
 	var b bytes.Buffer
 	header := func(k, v string) { b.WriteString(k + ": " + v + "\r\n") }
-	header("From", from.String())
-	header("To", to.String())
-	header("Subject", mime.QEncoding.Encode("utf-8", e.Subject))
+	header("From", fold(from.String()))
+	header("To", fold(to.String()))
+	header("Subject", fold(mime.QEncoding.Encode("utf-8", e.Subject)))
 	header("Date", date.Format(time.RFC1123Z))
 	header("Message-ID", msgID)
 	header("MIME-Version", "1.0")
@@ -329,6 +335,13 @@ func composeEmail(from, to *mail.Address, e Email, msgID string, date time.Time)
 	b.WriteString("\r\n")
 	b.Write(body.Bytes())
 	return b.Bytes(), nil
+}
+
+// fold puts each RFC 2047 encoded-word after the first on a continuation
+// line, so that a long encoded subject or name stays within the line limit.
+// Unfolding gives the same value back.
+func fold(v string) string {
+	return strings.ReplaceAll(v, "?= =?", "?=\r\n =?")
 }
 
 // writeQP writes s quoted-printable, line breaks as CRLF.

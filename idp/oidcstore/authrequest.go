@@ -49,6 +49,9 @@ type Flow struct {
 	// Pending enrollment: the new TOTP key and recovery codes until they
 	// are confirmed (the whole record is sealed in Redis).
 	Pending map[string]string `json:"pending,omitempty"`
+	// Round counts password successes in this flow: wrong-code counters
+	// are per round, so a new password starts a new challenge.
+	Round int `json:"round,omitempty"`
 	// Factors are the AMR values of the factors verified in this flow.
 	Factors []string `json:"factors,omitempty"`
 
