@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -147,6 +148,7 @@ func (s *Server) Handler() (http.Handler, error) {
 		Networks:    session.Networks{Trusted: s.TrustedProxies},
 		Templates:   s.Templates,
 		Passwords:   s.Passwords,
+		HashSlots:   make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 		Regulator:   &regulate.Regulator{Counter: s.Ephemeral},
 		Logger:      s.Logger,
 		Now:         s.Now,

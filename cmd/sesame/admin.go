@@ -529,8 +529,10 @@ func cmdUser(ctx context.Context, args []string, e env) error {
 		return userCreate(ctx, args[1:], e)
 	case "import":
 		return userImport(ctx, args[1:], e)
+	case "mfa-grace":
+		return userGrace(ctx, args[1:], e)
 	}
-	return usagef("unknown user command %q (create, import)", args[0])
+	return usagef("unknown user command %q (create, import, mfa-grace)", args[0])
 }
 
 func userCreate(ctx context.Context, args []string, e env) error {
@@ -613,6 +615,56 @@ func userImport(ctx context.Context, args []string, e env) error {
 		fmt.Fprintf(e.stdout, "user created: %s %s\n", store.FoldUsername(ins[i].Username), id)
 	}
 	fmt.Fprintf(e.stdout, "imported %d users\n", len(ids))
+	return nil
+}
+
+// userGrace lets one account sign in without a second factor until a date
+// (an administrator's decision, audited); --until now ends it.
+func userGrace(ctx context.Context, args []string, e env) error {
+	fs, file := flags("user mfa-grace", e)
+	username := fs.String("username", "", "`username`")
+	until := fs.String("until", "", "last `day` of the grace period (YYYY-MM-DD, at most 30 days ahead), or \"now\" to end it")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var end time.Time
+	switch *until {
+	case "now":
+		end = now()
+	default:
+		d, err := time.Parse("2006-01-02", *until)
+		if err != nil {
+			return usagef("--until: %q is not a date like 2026-12-31", *until)
+		}
+		end = d.Add(24 * time.Hour).UTC()
+		if end.Before(now()) || end.After(now().Add(31*24*time.Hour)) {
+			return usagef("--until: the grace period must end within the next 30 days")
+		}
+	}
+	a, err := openForCommand(ctx, *file, e)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	err = a.store.InTx(ctx, func(tx store.Tx) error {
+		u, err := tx.GetUserByUsername(ctx, *username)
+		if err != nil {
+			return err
+		}
+		u.MFAGraceUntil, u.UpdatedAt = end, now()
+		if err := tx.UpdateUser(ctx, u); err != nil {
+			return err
+		}
+		return tx.AppendAuditEvent(ctx, store.AuditEvent{ID: uuid.NewString(), At: now(), Type: "mfa.grace_granted", ActorID: "cli", UserID: u.ID,
+			Details: map[string]string{"until": end.Format(time.RFC3339)}})
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no user %q", *username)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "second-factor grace period for %s until %s\n", store.FoldUsername(*username), end.Format(time.RFC3339))
 	return nil
 }
 

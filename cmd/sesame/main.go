@@ -51,6 +51,8 @@ Usage:
   sesame user create --username U --email E --password P [--given-name …] [--family-name …]
                 [--locale fr-CA|en-CA] [--totp-secret BASE32]
   sesame user import FILE                       JSON lines with the fields of user create
+  sesame user mfa-grace --username U --until YYYY-MM-DD|now
+                                                let one account sign in without a second factor for a while (audited)
   sesame keys rotate                            retire the active signing key, activate the next
 
 Every command takes --config FILE and the same SESAME_* environment as serve.

@@ -49,6 +49,12 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
+	worker, err := a.outbox(reg)
+	if err != nil {
+		return err
+	}
+	srv.Notify = worker.Poke
+	go worker.Run(ctx)
 	if err := a.firstStart(ctx, e); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sesame-idp/sesame/idp"
 	"github.com/sesame-idp/sesame/idp/login"
+	"github.com/sesame-idp/sesame/idp/notify"
 	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/templates"
 )
@@ -63,6 +64,30 @@ func (a *app) server(ctx context.Context, reg *prometheus.Registry) (*idp.Server
 			{Name: "ephemeral", Ping: a.ephemeral.Ping},
 		},
 		ReadyTimeout: 1500 * time.Millisecond,
+	}, nil
+}
+
+// outbox builds the worker that delivers queued emails and SMS.
+func (a *app) outbox(reg prometheus.Registerer) (*notify.Worker, error) {
+	log := notify.LogSender{Logger: a.log}
+	var email notify.Sender = log
+	if a.cfg.SMTP.Host != "" {
+		s, err := notify.NewSMTPSender(notify.SMTPConfig{
+			Host: a.cfg.SMTP.Host, Port: a.cfg.SMTP.Port, Username: a.cfg.SMTP.Username, Password: a.cfg.SMTP.Password,
+			TLS: a.cfg.SMTP.TLS, From: a.cfg.SMTP.From,
+		})
+		if err != nil {
+			return nil, usagef("smtp: %v", err)
+		}
+		email = s
+	} else {
+		a.log.Warn("smtp.host is not set: emails are written to the log, not sent")
+	}
+	return &notify.Worker{
+		Store:      a.store,
+		Senders:    map[string]notify.Sender{notify.KindEmail: email, notify.KindSMS: log},
+		Logger:     a.log,
+		Registerer: reg,
 	}, nil
 }
 

@@ -36,6 +36,9 @@ type Handler struct {
 	Networks  session.Networks
 	Templates *templates.Engine
 	Passwords Passwords
+	// HashSlots bounds concurrent password hashing (19 MiB each with the
+	// OWASP parameters); nil means no bound.
+	HashSlots chan struct{}
 	Regulator *regulate.Regulator
 	Logger    *slog.Logger
 	Now       func() time.Time
@@ -290,6 +293,14 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if h.HashSlots != nil {
+		select {
+		case h.HashSlots <- struct{}{}:
+			defer func() { <-h.HashSlots }()
+		case <-r.Context().Done():
+			return
+		}
+	}
 	u, err := h.Store.GetUserByUsername(r.Context(), username)
 	var phc string
 	if err == nil && u.Status == store.StatusActive {

@@ -337,12 +337,13 @@ func composeEmail(from, to *mail.Address, e Email, msgID string, date time.Time)
 	return b.Bytes(), nil
 }
 
-// fold puts each RFC 2047 encoded-word after the first on a continuation
-// line, so that a long encoded subject or name stays within the line limit.
-// Unfolding gives the same value back.
-func fold(v string) string {
-	return strings.ReplaceAll(v, "?= =?", "?=\r\n =?")
-}
+// fold puts each RFC 2047 encoded-word after the first, and the address
+// after an encoded name, on a continuation line, so that a long encoded
+// subject or name stays within the line limit. Unfolding gives the same
+// value back.
+var folder = strings.NewReplacer("?= =?", "?=\r\n =?", "?= <", "?=\r\n <")
+
+func fold(v string) string { return folder.Replace(v) }
 
 // writeQP writes s quoted-printable, line breaks as CRLF.
 func writeQP(w io.Writer, s string) error {

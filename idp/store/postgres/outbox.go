@@ -25,15 +25,20 @@ func scanOutboxMessage(row pgx.Row) (store.OutboxMessage, error) {
 // NextAttemptAt means due at once; an empty IdempotencyKey opts out of
 // deduplication.
 func (q queries) EnqueueOutbox(ctx context.Context, m store.OutboxMessage) error {
-	const query = `INSERT INTO outbox (` + outboxCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	// ON CONFLICT: a duplicate must not abort the caller's transaction
+	// (PostgreSQL refuses every later statement of a failed one).
+	const query = `INSERT INTO outbox (` + outboxCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`
 
 	if m.ID == "" {
 		m.ID = newID()
 	}
-	_, err := q.q.Exec(ctx, query, m.ID, m.Kind, m.IdempotencyKey, blob(m.Payload), m.Attempts,
+	tag, err := q.q.Exec(ctx, query, m.ID, m.Kind, m.IdempotencyKey, blob(m.Payload), m.Attempts,
 		ts(m.NextAttemptAt), ts(m.SentAt), m.LastError, ts(m.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("enqueue %s message %s: %w", m.Kind, m.ID, mapErr(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("enqueue %s message %s: %w", m.Kind, m.ID, store.ErrConflict)
 	}
 	return nil
 }
