@@ -129,7 +129,7 @@ func newTestEnv(t testing.TB, b backend) *testEnv {
 	if os.Getenv("SESAME_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	keys := oidcstore.NewKeys(st, sealer, oidcstore.KeyOptions{Logger: logger})
+	keys := oidcstore.NewKeys(st, sealer, oidcstore.KeyOptions{Logger: logger, Algs: []string{"RS256", "ES256"}})
 	if err := keys.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}

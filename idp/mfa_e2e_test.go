@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/sesame-idp/sesame/idp/login"
 	"github.com/sesame-idp/sesame/idp/mfa"
 	"github.com/sesame-idp/sesame/idp/store"
 )
@@ -475,4 +476,91 @@ func TestGracePeriod(t *testing.T) {
 	if !strings.Contains(p.url.Path, "/mfa/setup") {
 		t.Fatalf("grace over, no enrollment: %s", p.url)
 	}
+}
+
+func TestActivationLink(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, env *testEnv) {
+		u := store.User{ID: "00000000-0000-4000-8000-000000000001", Username: "nouvelle", Email: "nouvelle@clinique.example",
+			Locale: "fr-CA", Status: store.StatusPendingActivation, AccountType: "person",
+			CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC()}
+		var token string
+		err := env.store.InTx(context.Background(), func(tx store.Tx) error {
+			if err := tx.CreateUser(context.Background(), u); err != nil {
+				return err
+			}
+			var err error
+			token, err = login.NewActivationToken(context.Background(), tx, u.ID, time.Now().UTC())
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := newBrowser(t)
+		link := env.issuer + "/activate?token=" + url.QueryEscape(token)
+		p := b.get(link)
+		action, vals := p.form(t, "activate")
+		for _, bad := range []struct{ pw, confirm, want string }{
+			{"court", "court", "error.password_short"},
+			{"motdepasse123", "motdepasse123", "common"},
+			{"une longue phrase de passe", "une autre phrase", "mismatch"},
+		} {
+			vals.Set("password", bad.pw)
+			vals.Set("password_confirm", bad.confirm)
+			if p := b.post(action, vals); p.status != http.StatusBadRequest || !p.has("activate") {
+				t.Errorf("%s: %d", bad.want, p.status)
+			}
+		}
+		// The link survived the refusals; a good password activates.
+		vals.Set("password", "une longue phrase de passe")
+		vals.Set("password_confirm", "une longue phrase de passe")
+		b.c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		p = b.post(action, vals)
+		if p.status != http.StatusSeeOther || !strings.HasSuffix(p.header.Get("Location"), "/account") {
+			t.Fatalf("activate: %d %q", p.status, p.header.Get("Location"))
+		}
+		got, _ := env.store.GetUser(context.Background(), u.ID)
+		if got.Status != store.StatusActive {
+			t.Fatalf("status %s", got.Status)
+		}
+		// Single use.
+		if p := b.post(action, vals); p.status != http.StatusBadRequest {
+			t.Errorf("link used twice: %d", p.status)
+		}
+		// On to signing in: /account sends to the sign-in page, then enrollment.
+		b2 := newBrowser(t)
+		p = b2.get(env.issuer + "/account")
+		p = submitLogin(t, b2, p, "nouvelle", "une longue phrase de passe")
+		if !strings.Contains(p.url.Path, "/mfa/setup") {
+			t.Fatalf("after activation, sign-in did not lead to enrollment: %s", p.url)
+		}
+	})
+}
+
+func TestSessionCookieRotatesAtSignIn(t *testing.T) {
+	env := newTestEnv(t, backends[0])
+	r := env.newRP(nil)
+	env.user("sophie", pw)
+	b := newBrowser(t)
+	u, _ := url.Parse(env.issuer)
+	r.signIn(b, "sophie", pw)
+	first := cookieValue(b, u, "sesame_session")
+	r.signIn(b, "sophie", pw, oauth2.SetAuthURLParam("prompt", "login"))
+	second := cookieValue(b, u, "sesame_session")
+	if first == "" || second == "" || first == second {
+		t.Fatalf("session cookie not rotated: %q → %q", first, second)
+	}
+	for _, c := range b.c.Jar.Cookies(u) {
+		if strings.Contains(c.Value, "sophie") {
+			t.Errorf("cookie %s carries the username", c.Name)
+		}
+	}
+}
+
+func cookieValue(b *browser, u *url.URL, name string) string {
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == name {
+			return c.Value
+		}
+	}
+	return ""
 }

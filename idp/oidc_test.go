@@ -579,3 +579,24 @@ func enrollTOTP(t testing.TB, env *testEnv, b *browser, p page, username, device
 	vals.Set("device_name", device)
 	return b.post(action, vals)
 }
+
+func TestES256Client(t *testing.T) {
+	env := newTestEnv(t, backends[0])
+	r := env.newRP(func(c *store.Client) { c.IDTokenAlg = "ES256"; c.TokenFormat = "jwt" })
+	r.verifier = r.provider.Verifier(&gooidc.Config{ClientID: r.client.ID, SupportedSigningAlgs: []string{"ES256"}})
+	env.user("sophie", pw)
+	code, v := r.signIn(newBrowser(t), "sophie", pw)
+	tok, _, err := r.exchange(code, v)
+	if err != nil {
+		t.Fatalf("ES256 ID token: %v", err)
+	}
+	if status, _ := r.userinfo(tok.AccessToken, http.MethodGet); status != http.StatusOK {
+		t.Errorf("userinfo with an ES256 JWT access token: %d", status)
+	}
+	// RS256 clients are unaffected.
+	r2 := env.newRP(nil)
+	code, v = r2.signIn(newBrowser(t), "sophie", pw)
+	if _, _, err := r2.exchange(code, v); err != nil {
+		t.Fatalf("RS256 next to ES256: %v", err)
+	}
+}

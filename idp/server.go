@@ -200,6 +200,7 @@ func (s *Server) Handler() (http.Handler, error) {
 	oidcMux.Handle("/authorize", withErrorPage(provider, s.Login))
 	oidcMux.Handle("/authorize/callback", withErrorPage(s.Login.GuardCallback(provider), s.Login))
 	oidcMux.Handle("/end_session", s.Login.EndSession(s.Provider, s.Issuer))
+	oidcMux.Handle("/oauth/token", withTokenClient(provider))
 	oidcMux.Handle("/", withPageHeaders(pages, provider))
 
 	root := http.NewServeMux()
@@ -238,6 +239,26 @@ func (s *Server) ensureAccountClient() error {
 		}
 	}
 	return nil
+}
+
+// withTokenClient tells the storage which client a token request is for
+// (from HTTP Basic or the form), so its tokens use the client's algorithm.
+func withTokenClient(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		id, _, ok := r.BasicAuth()
+		if ok {
+			if u, err := url.QueryUnescape(id); err == nil {
+				id = u
+			}
+		} else if err := r.ParseForm(); err == nil {
+			id = r.PostForm.Get("client_id")
+		}
+		if id != "" && len(id) <= 128 {
+			r = r.WithContext(oidcstore.WithClientID(r.Context(), id))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // contentSecurityPolicy: our pages load only our own files. (No

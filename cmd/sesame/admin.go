@@ -245,6 +245,7 @@ func clientCreate(ctx context.Context, args []string, e env) error {
 	pkce := fs.Bool("pkce", false, "require PKCE from this confidential client too")
 	format := fs.String("token-format", "opaque", "access token `format`: opaque or jwt")
 	method := fs.String("auth-method", "client_secret_basic", "client authentication: client_secret_basic or client_secret_post")
+	alg := fs.String("signing-alg", "RS256", "token signature `algorithm`: RS256 or ES256")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -281,13 +282,16 @@ func clientCreate(ctx context.Context, args []string, e env) error {
 	if *format != "opaque" && *format != "jwt" {
 		return usagef("--token-format: %q must be opaque or jwt", *format)
 	}
+	if *alg != "RS256" && *alg != "ES256" {
+		return usagef("--signing-alg: %q must be RS256 or ES256", *alg)
+	}
 	if *method != "client_secret_basic" && *method != "client_secret_post" {
 		return usagef("--auth-method: %q must be client_secret_basic or client_secret_post", *method)
 	}
 	c := store.Client{
 		ID: *id, Name: *name, Public: *public, RedirectURIs: redirects, PostLogoutURIs: logouts,
 		GrantTypes: grants, Scopes: scopes, AuthMethod: *method, PKCERequired: *public || *pkce,
-		TokenFormat: *format, IDTokenAlg: "RS256", CreatedAt: now(), UpdatedAt: now(),
+		TokenFormat: *format, IDTokenAlg: *alg, CreatedAt: now(), UpdatedAt: now(),
 	}
 	secret := ""
 	if *public {

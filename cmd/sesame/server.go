@@ -22,7 +22,7 @@ func (a *app) loadKeys(ctx context.Context) error {
 	if a.keys != nil {
 		return nil
 	}
-	a.keys = oidcstore.NewKeys(a.store, a.sealer, oidcstore.KeyOptions{Logger: a.log})
+	a.keys = oidcstore.NewKeys(a.store, a.sealer, oidcstore.KeyOptions{Logger: a.log, Algs: []string{"RS256", "ES256"}})
 	if err := a.keys.Load(ctx); err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}

@@ -524,7 +524,24 @@ func (s *Storage) GetRefreshTokenInfo(ctx context.Context, clientID, token strin
 
 // ---- keys ----
 
+type clientIDKey struct{}
+
+// WithClientID marks a token request's context with the client it is for,
+// so that tokens are signed with the client's algorithm.
+func WithClientID(ctx context.Context, clientID string) context.Context {
+	return context.WithValue(ctx, clientIDKey{}, clientID)
+}
+
+// SigningKey is RS256 unless the requesting client asked for ES256 (and the
+// deployment has ES256 keys).
 func (s *Storage) SigningKey(ctx context.Context) (op.SigningKey, error) {
+	if id, _ := ctx.Value(clientIDKey{}).(string); id != "" {
+		if c, err := s.Store.GetClient(ctx, id); err == nil && c.IDTokenAlg == "ES256" {
+			if k, err := s.Keys.SigningKey("ES256"); err == nil {
+				return k, nil
+			}
+		}
+	}
 	return s.Keys.SigningKey("RS256")
 }
 
