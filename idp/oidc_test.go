@@ -573,7 +573,9 @@ func enrollTOTP(t testing.TB, env *testEnv, b *browser, p page, username, device
 	env.mu.Lock()
 	env.secrets[username] = secret
 	env.mu.Unlock()
-	confirm := b.get(p.url.ResolveReference(&url.URL{Path: p.url.Path + "/confirm", RawQuery: p.url.RawQuery}).String())
+	// The page's Confirm button: a GET form carrying the flow.
+	next, q := p.formAction(t, "/mfa/totp/confirm")
+	confirm := b.get(strings.SplitN(next, "?", 2)[0] + "?" + q.Encode())
 	action, vals := confirm.form(t, "totp-enroll")
 	vals.Set("code", env.nextCode(username))
 	vals.Set("device_name", device)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -257,17 +258,22 @@ func (h *Handler) pending(r *http.Request, a *oidcstore.AuthRequest) ([]byte, []
 	return secret, strings.Fields(a.Flow.Pending["recovery"]), nil
 }
 
+// pendingQR is pending plus the QR code of the new key.
+func (h *Handler) pendingQR(r *http.Request, a *oidcstore.AuthRequest, u store.User) ([]byte, []string, template.URL, error) {
+	secret, codes, err := h.pending(r, a)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	qr, err := QRDataURI(OTPAuthURL(h.Issuer, u.Username, secret))
+	return secret, codes, qr, err
+}
+
 func (h *Handler) totpSetup(w http.ResponseWriter, r *http.Request) {
 	a, u, lang, ok := h.load(w, r, stepEnroll, stepVerified)
 	if !ok {
 		return
 	}
-	secret, _, err := h.pending(r, a)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	qr, err := QRDataURI(OTPAuthURL(h.Issuer, u.Username, secret))
+	secret, _, qr, err := h.pendingQR(r, a, u)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -279,7 +285,7 @@ func (h *Handler) totpSetup(w http.ResponseWriter, r *http.Request) {
 		Secret:       b32,
 		SecretGroups: GroupSecret(b32),
 		PrintURL:     h.flowURL("/mfa/totp/print", a),
-		ConfirmURL:   h.path("/mfa/totp/confirm"),
+		ConfirmURL:   h.flowURL("/mfa/totp/confirm", a),
 		Apps:         true,
 	})
 }
@@ -293,12 +299,7 @@ func (h *Handler) totpPrint(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, h.flowURL("/mfa/totp", a), http.StatusSeeOther)
 		return
 	}
-	secret, codes, err := h.pending(r, a)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	qr, err := QRDataURI(OTPAuthURL(h.Issuer, u.Username, secret))
+	secret, codes, qr, err := h.pendingQR(r, a, u)
 	if err != nil {
 		h.fail(w, r, err)
 		return
