@@ -72,13 +72,42 @@ func newChromium(t *testing.T) context.Context {
 	if err := chromedp.Do(tab); err != nil {
 		t.Fatalf("start %s: %v", path, err)
 	}
+	// On failure, keep what the first tab showed (CI artifacts only).
+	t.Cleanup(func() {
+		if !t.Failed() || os.Getenv("SESAME_TEST_ARTIFACTS") == "" {
+			return
+		}
+		sctx, scancel := context.WithTimeout(tab, 5*time.Second)
+		defer scancel()
+		if png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100)); err == nil {
+			saveArtifact(t, artifactDir(t), "failure.png", png)
+		}
+	})
 	return tab
 }
+
+// newTab opens a second tab in the browser of ctx (same profile, same
+// cookies). It is opened here, with no step timeout: chromedp ties a tab to
+// the context of its first action.
+func newTab(t *testing.T, ctx context.Context) context.Context {
+	t.Helper()
+	tab, cancel := chromedp.NewContext(ctx)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(tab); err != nil {
+		t.Fatalf("open a tab: %v", err)
+	}
+	return tab
+}
+
+// stepTimeout bounds one do or get, so that a failure names its step.
+const stepTimeout = 15 * time.Second
 
 // do runs steps in the tab or fails the test with what.
 func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	if err := chromedp.Do(ctx, steps...); err != nil {
+	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	if err := chromedp.Do(sctx, steps...); err != nil {
 		t.Fatalf("%s: %v (at %s)", what, err, location(ctx))
 	}
 }
@@ -86,11 +115,23 @@ func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action
 // get runs one action that returns a value, or fails the test with what.
 func get[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
 	t.Helper()
-	v, err := chromedp.Run(ctx, a)
+	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	v, err := chromedp.Run(sctx, a)
 	if err != nil {
 		t.Fatalf("%s: %v (at %s)", what, err, location(ctx))
 	}
 	return v
+}
+
+// clickLoad clicks the element of the CSS selector sel and waits for the
+// page that the click loads (after any redirects), so that the next query
+// runs on the new document.
+func clickLoad(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.WaitEvent(cdppage.LoadEventFired, nil, chromedp.Click(chromedp.CSS(sel)))(ctx, tg)
+		return err
+	})
 }
 
 // location is the tab's URL, for failure messages; the tab may be gone.
@@ -169,13 +210,13 @@ func demoSignInToTOTPSetup(t *testing.T, ctx context.Context, env *testEnv, user
 		chromedp.WaitVisible(chromedp.ID("demo-login")),
 	)
 	do(t, ctx, "sign in with Sésame",
-		chromedp.Click(chromedp.ID("demo-login")),
+		clickLoad("#demo-login"),
 		chromedp.WaitVisible(chromedp.CSS("form#login")),
 	)
 	do(t, ctx, "password",
 		chromedp.SendKeys(chromedp.CSS(`form#login input[name="username"]`), username),
 		chromedp.SendKeys(chromedp.CSS(`form#login input[name="password"]`), password),
-		chromedp.Click(chromedp.CSS(`form#login button[type="submit"]`)),
+		clickLoad(`form#login button[type="submit"]`),
 		// The MFA set-up page, with its "Set up" link to the authenticator app.
 		chromedp.WaitVisible(chromedp.CSS(`a[href*="/mfa/totp?"]`)),
 	)
@@ -186,7 +227,7 @@ func demoSignInToTOTPSetup(t *testing.T, ctx context.Context, env *testEnv, user
 		t.Errorf("MFA set-up page in %q, want fr (the user's locale fr-CA wins over the browser's en-US)", lang)
 	}
 	do(t, ctx, "set up the authenticator app",
-		chromedp.Click(chromedp.CSS(`a[href*="/mfa/totp?"]`)),
+		clickLoad(`a[href*="/mfa/totp?"]`),
 		chromedp.WaitVisible(chromedp.ID("totp-secret")),
 		chromedp.WaitVisible(chromedp.CSS("img#totp-qr")),
 	)
@@ -214,7 +255,7 @@ func demoSignInToTOTPSetup(t *testing.T, ctx context.Context, env *testEnv, user
 func confirmTOTP(t *testing.T, ctx context.Context, env *testEnv, s totpSetup, device string) []string {
 	t.Helper()
 	do(t, ctx, "go to the confirmation",
-		chromedp.Click(chromedp.CSS(`form[action*="/mfa/totp/confirm"] button[type="submit"]`)),
+		clickLoad(`form[action*="/mfa/totp/confirm"] button[type="submit"]`),
 		chromedp.WaitVisible(chromedp.CSS("form#totp-enroll")),
 	)
 	// The server's clock is env.now; the code is computed just before it is sent.
@@ -222,7 +263,7 @@ func confirmTOTP(t *testing.T, ctx context.Context, env *testEnv, s totpSetup, d
 	do(t, ctx, "enter the code and the device name",
 		chromedp.SendKeys(chromedp.CSS(`form#totp-enroll input[name="code"]`), code),
 		chromedp.SendKeys(chromedp.CSS(`form#totp-enroll input[name="device_name"]`), device),
-		chromedp.Click(chromedp.CSS(`form#totp-enroll button[type="submit"]`)),
+		clickLoad(`form#totp-enroll button[type="submit"]`),
 		chromedp.WaitVisible(chromedp.CSS(".recovery-code")),
 	)
 	return get(t, ctx, "recovery codes", chromedp.Evaluate[[]string](
@@ -255,7 +296,7 @@ func TestBrowserDemoSignInForcesEnrollment(t *testing.T) {
 	screenshot(t, ctx, dir, "recovery-codes.png")
 
 	do(t, ctx, "continue to the demo",
-		chromedp.Click(chromedp.CSS(`form[action*="/mfa/continue"] button[type="submit"]`)),
+		clickLoad(`form[action*="/mfa/continue"] button[type="submit"]`),
 		chromedp.WaitVisible(chromedp.ID("demo-signed-in")),
 		chromedp.WaitVisible(chromedp.ID("claims")),
 	)
@@ -297,6 +338,7 @@ func TestBrowserDemoSignInForcesEnrollment(t *testing.T) {
 		t.Errorf("RCPT TO %q, want %q", m.rcpt, u.Email)
 	}
 	subject, text := parseEmail(t, m.data)
+	t.Logf("email to %s: %q", m.rcpt, subject)
 	for _, want := range []string{"méthode", "authentification"} {
 		if !strings.Contains(strings.ToLower(subject), want) {
 			t.Errorf("subject %q does not mention %q", subject, want)
@@ -321,8 +363,7 @@ func TestBrowserPrintSheetPDF(t *testing.T) {
 
 	// The Print link opens a new window; open its URL in a second tab of
 	// the same browser (same cookies).
-	tab, cancel := chromedp.NewContext(ctx)
-	defer cancel()
+	tab := newTab(t, ctx)
 	// Count the calls of window.print and keep the real one: headless
 	// Chromium must not hang on it.
 	_, err := chromedp.Call(tab, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{
@@ -397,6 +438,41 @@ func TestBrowserPrintSheetPDF(t *testing.T) {
 	shown := confirmTOTP(t, ctx, env, setup, "Téléphone de Marc")
 	if !slices.Equal(shown, printed) {
 		t.Errorf("recovery codes after the confirmation %q differ from the printed ones %q", shown, printed)
+	}
+}
+
+// TestBrowserRecoveryCodesPrintSheet follows the print button of the
+// recovery codes page, shown once the authenticator is confirmed: it must
+// open the sheet of the enrolled key and of these codes.
+func TestBrowserRecoveryCodesPrintSheet(t *testing.T) {
+	ctx := newChromium(t)
+	env := newTestEnv(t, backends[0])
+	registerDemoClient(t, env)
+	env.passwordOnlyUser("lea", pw)
+	dir := artifactDir(t)
+
+	setup := demoSignInToTOTPSetup(t, ctx, env, "lea", pw)
+	codes := confirmTOTP(t, ctx, env, setup, "Cellulaire de Léa")
+	href := get(t, ctx, "print link", chromedp.Evaluate[string](
+		`(document.querySelector('a[href*="/mfa/totp/print"]') || {}).href || ""`))
+	if href == "" {
+		t.Fatal("no print button on the recovery codes page")
+	}
+	tab := newTab(t, ctx)
+	do(t, tab, "open the print sheet", chromedp.Navigate(href), chromedp.WaitReady(chromedp.CSS("body")))
+	screenshot(t, tab, dir, "print-after-confirm.png")
+	if u := location(tab); !strings.Contains(u, "/mfa/totp/print") {
+		t.Errorf("the print button of the recovery codes page leads to %s, not to the print sheet", u)
+	}
+	printed := get(t, tab, "printed codes", chromedp.Evaluate[[]string](
+		`Array.from(document.querySelectorAll('.recovery-code'), e => e.textContent.trim())`))
+	if !slices.Equal(printed, codes) {
+		t.Errorf("print sheet codes %q, want the codes shown %q", printed, codes)
+	}
+	key := get(t, tab, "printed key", chromedp.Evaluate[string](
+		`(document.querySelector('.sheet-key code.secret') || {}).textContent || ""`))
+	if strings.ReplaceAll(key, " ", "") != mfa.EncodeSecret(setup.secret) {
+		t.Errorf("print sheet key %q, want the enrolled key %q", key, mfa.EncodeSecret(setup.secret))
 	}
 }
 

@@ -238,8 +238,11 @@ func (h *Handler) setup(w http.ResponseWriter, r *http.Request) {
 // pending returns the flow's pending authenticator key and recovery codes,
 // creating them on first use. Recovery codes come with the first method
 // only; adding a method keeps the set the user has.
-func (h *Handler) pending(r *http.Request, a *oidcstore.AuthRequest) ([]byte, []string, error) {
-	if a.Flow.Pending == nil {
+//
+// Once a key is confirmed ("enrolled"), it stays for the print sheet until
+// the flow ends; a new set-up (fresh) then starts from a new key.
+func (h *Handler) pending(r *http.Request, a *oidcstore.AuthRequest, fresh bool) ([]byte, []string, error) {
+	if a.Flow.Pending == nil || (fresh && a.Flow.Pending["enrolled"] != "") {
 		a.Flow.Pending = map[string]string{}
 	}
 	if a.Flow.Pending["totp"] == "" {
@@ -259,8 +262,8 @@ func (h *Handler) pending(r *http.Request, a *oidcstore.AuthRequest) ([]byte, []
 }
 
 // pendingQR is pending plus the QR code of the new key.
-func (h *Handler) pendingQR(r *http.Request, a *oidcstore.AuthRequest, u store.User) ([]byte, []string, template.URL, error) {
-	secret, codes, err := h.pending(r, a)
+func (h *Handler) pendingQR(r *http.Request, a *oidcstore.AuthRequest, u store.User, fresh bool) ([]byte, []string, template.URL, error) {
+	secret, codes, err := h.pending(r, a, fresh)
 	if err != nil {
 		return nil, nil, "", err
 	}
@@ -273,7 +276,7 @@ func (h *Handler) totpSetup(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	secret, _, qr, err := h.pendingQR(r, a, u)
+	secret, _, qr, err := h.pendingQR(r, a, u, true)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -299,7 +302,7 @@ func (h *Handler) totpPrint(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, h.flowURL("/mfa/totp", a), http.StatusSeeOther)
 		return
 	}
-	secret, codes, qr, err := h.pendingQR(r, a, u)
+	secret, codes, qr, err := h.pendingQR(r, a, u, false)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -320,7 +323,7 @@ func (h *Handler) totpConfirmPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if a.Flow.Pending["totp"] == "" {
+	if a.Flow.Pending["totp"] == "" || a.Flow.Pending["enrolled"] != "" {
 		http.Redirect(w, r, h.flowURL("/mfa/totp", a), http.StatusSeeOther)
 		return
 	}
@@ -346,7 +349,7 @@ func (h *Handler) totpConfirm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if a.Flow.Pending["totp"] == "" {
+	if a.Flow.Pending["totp"] == "" || a.Flow.Pending["enrolled"] != "" {
 		http.Redirect(w, r, h.flowURL("/mfa/totp", a), http.StatusSeeOther)
 		return
 	}
@@ -354,7 +357,7 @@ func (h *Handler) totpConfirm(w http.ResponseWriter, r *http.Request) {
 	if !h.attempt(w, r, a, u) {
 		return
 	}
-	secret, codes, err := h.pending(r, a)
+	secret, codes, err := h.pending(r, a, false)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -417,7 +420,7 @@ func (h *Handler) totpConfirm(w http.ResponseWriter, r *http.Request) {
 	h.Regulator.Reset(r.Context(), regulate.Code, u.ID)
 	a.Flow.Step = stepVerified
 	a.Flow.Factors = appendUnique(a.Flow.Factors, "otp")
-	delete(a.Flow.Pending, "totp")
+	a.Flow.Pending["enrolled"] = cred.ID // kept for the print sheet
 	if !h.save(w, r, a) {
 		return
 	}
