@@ -379,6 +379,12 @@ func TestBadClientSecret(t *testing.T) {
 		if !errors.As(err, &re) || re.Response.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("client credentials with a bad secret: %v", err)
 		}
+		// Introspection: an OAuth JSON error, not the library's text.
+		r.secret = "wrong"
+		status, body := r.postForm("/oauth/introspect", url.Values{"token": {"x"}})
+		if status != http.StatusUnauthorized || strings.TrimSpace(body) != `{"error":"invalid_client"}` {
+			t.Fatalf("introspect with a bad secret: %d %s", status, body)
+		}
 	})
 }
 

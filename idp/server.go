@@ -197,7 +197,9 @@ func (s *Server) Handler() (http.Handler, error) {
 	oidcMux := http.NewServeMux()
 	oidcMux.HandleFunc("GET /.well-known/openid-configuration", s.serveDiscovery)
 	oidcMux.HandleFunc("GET /keys", s.serveJWKS)
-	oidcMux.Handle("/authorize", withErrorPage(provider, s.Login))
+	oidcMux.Handle("/authorize", withErrorPage(requireClient(provider, s.Login), s.Login))
+	oidcMux.Handle("/oauth/introspect", withJSONError(provider, "invalid_client", `Basic realm="sesame"`))
+	oidcMux.Handle("/userinfo", withJSONError(provider, "invalid_token", `Bearer error="invalid_token"`))
 	oidcMux.Handle("/authorize/callback", withErrorPage(s.Login.GuardCallback(provider), s.Login))
 	oidcMux.Handle("/end_session", s.Login.EndSession(s.Provider, s.Issuer))
 	oidcMux.Handle("/oauth/token", withTokenClient(provider))
@@ -296,6 +298,41 @@ func withErrorPage(next http.Handler, l *login.Handler) http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
 		l.ErrorPage(w, r, cw.status, "", "error.bad_request.title", "error.bad_request.message")
+	})
+}
+
+// requireClient answers a request without client_id or redirect_uri with
+// our error page itself (zitadel/oidc would log it as a server error).
+func requireClient(next http.Handler, l *login.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		if err := r.ParseForm(); err != nil || r.Form.Get("client_id") == "" || r.Form.Get("redirect_uri") == "" {
+			w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
+			l.ErrorPage(w, r, http.StatusBadRequest, "", "error.bad_request.title", "error.bad_request.message")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// withJSONError turns the plain-text 4xx that zitadel/oidc writes on some
+// API endpoints (with its internal error text) into an OAuth JSON error
+// with a WWW-Authenticate challenge (RFC 6750 §3, RFC 7662 §2.3).
+func withJSONError(next http.Handler, code, challenge string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cw := &captureWriter{ResponseWriter: w}
+		next.ServeHTTP(cw, r)
+		if !cw.captured {
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("Cache-Control", "no-store")
+		if cw.status == http.StatusUnauthorized {
+			h.Set("WWW-Authenticate", challenge)
+		}
+		w.WriteHeader(cw.status)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": code})
 	})
 }
 

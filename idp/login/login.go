@@ -199,7 +199,7 @@ func (h *Handler) sessionSatisfies(r *http.Request, a *oidcstore.AuthRequest, s 
 	if a.HasPrompt(oidc.PromptLogin) {
 		return store.User{}, false
 	}
-	if a.MaxAge != nil && h.now().Sub(s.AuthTime) > time.Duration(*a.MaxAge)*time.Second {
+	if a.MaxAge != nil && h.now().Sub(s.AuthTime) > maxAge(*a.MaxAge) {
 		return store.User{}, false
 	}
 	if a.HintSubject != "" && a.HintSubject != s.UserID {
@@ -221,6 +221,12 @@ func (h *Handler) sessionSatisfies(r *http.Request, a *oidcstore.AuthRequest, s 
 		return store.User{}, false
 	}
 	return u, true
+}
+
+// maxAge converts max_age without overflowing (a century is "any").
+func maxAge(seconds uint) time.Duration {
+	const limit = 100 * 365 * 24 * 3600
+	return time.Duration(min(seconds, limit)) * time.Second
 }
 
 // ACR values Sésame asserts.

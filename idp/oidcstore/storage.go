@@ -127,7 +127,7 @@ func (notFound) IsNotFound()     {}
 // CreateAuthRequest validates what zitadel/oidc leaves to us (PKCE S256
 // only, PKCE required where the client says so) and stores the request.
 func (s *Storage) CreateAuthRequest(ctx context.Context, r *oidc.AuthRequest, userID string) (op.AuthRequest, error) {
-	c, err := s.Store.GetClient(ctx, r.ClientID)
+	c, err := s.getClient(ctx, r.ClientID)
 	if err != nil {
 		return nil, oidc.ErrInvalidRequest().WithDescription("unknown client")
 	}
@@ -310,7 +310,7 @@ func (s *Storage) grantOf(ctx context.Context, req op.TokenRequest) (AccessToken
 	default:
 		return t, nil, oidc.ErrUnsupportedGrantType()
 	}
-	c, err := s.Store.GetClient(ctx, t.ClientID)
+	c, err := s.getClient(ctx, t.ClientID)
 	if err != nil {
 		return t, nil, oidc.ErrInvalidClient()
 	}
@@ -526,17 +526,38 @@ func (s *Storage) GetRefreshTokenInfo(ctx context.Context, clientID, token strin
 
 type clientIDKey struct{}
 
-// WithClientID marks a token request's context with the client it is for,
-// so that tokens are signed with the client's algorithm.
+// clientMemo keeps the client of one request: zitadel/oidc and the
+// storage ask for it several times per token request.
+type clientMemo struct {
+	id     string
+	client *store.Client
+}
+
+// WithClientID marks a token request's context with the client it is for:
+// its tokens are signed with the client's algorithm, and the client is
+// loaded once for the request.
 func WithClientID(ctx context.Context, clientID string) context.Context {
-	return context.WithValue(ctx, clientIDKey{}, clientID)
+	return context.WithValue(ctx, clientIDKey{}, &clientMemo{id: clientID})
+}
+
+// getClient loads a client, once per request when the request is marked.
+func (s *Storage) getClient(ctx context.Context, id string) (store.Client, error) {
+	m, _ := ctx.Value(clientIDKey{}).(*clientMemo)
+	if m != nil && m.id == id && m.client != nil {
+		return *m.client, nil
+	}
+	c, err := s.Store.GetClient(ctx, id)
+	if err == nil && m != nil && m.id == id {
+		m.client = &c
+	}
+	return c, err
 }
 
 // SigningKey is RS256 unless the requesting client asked for ES256 (and the
 // deployment has ES256 keys).
 func (s *Storage) SigningKey(ctx context.Context) (op.SigningKey, error) {
-	if id, _ := ctx.Value(clientIDKey{}).(string); id != "" {
-		if c, err := s.Store.GetClient(ctx, id); err == nil && c.IDTokenAlg == "ES256" {
+	if m, _ := ctx.Value(clientIDKey{}).(*clientMemo); m != nil {
+		if c, err := s.getClient(ctx, m.id); err == nil && c.IDTokenAlg == "ES256" {
 			if k, err := s.Keys.SigningKey("ES256"); err == nil {
 				return k, nil
 			}
@@ -556,7 +577,7 @@ func (s *Storage) KeySet(ctx context.Context) ([]op.Key, error) {
 // ---- clients ----
 
 func (s *Storage) client(ctx context.Context, id string) (*Client, error) {
-	c, err := s.Store.GetClient(ctx, id)
+	c, err := s.getClient(ctx, id)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
@@ -571,7 +592,7 @@ func (s *Storage) GetClientByClientID(ctx context.Context, id string) (op.Client
 }
 
 func (s *Storage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
-	c, err := s.Store.GetClient(ctx, id)
+	c, err := s.getClient(ctx, id)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return oidc.ErrInvalidClient().WithDescription("invalid client credentials")
