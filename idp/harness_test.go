@@ -277,6 +277,9 @@ type browser struct {
 	t    testing.TB
 	c    *http.Client
 	lang string
+	// xff, when set, is sent as X-Forwarded-For (a client address behind a
+	// trusted proxy).
+	xff string
 }
 
 func newBrowser(t testing.TB) *browser {
@@ -307,6 +310,9 @@ func (b *browser) do(req *http.Request) page {
 	b.t.Helper()
 	if b.lang != "" {
 		req.Header.Set("Accept-Language", b.lang)
+	}
+	if b.xff != "" {
+		req.Header.Set("X-Forwarded-For", b.xff)
 	}
 	resp, err := b.c.Do(req)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/sesame-idp/sesame/idp/login"
 	"github.com/sesame-idp/sesame/idp/mfa"
+	"github.com/sesame-idp/sesame/idp/session"
 	"github.com/sesame-idp/sesame/idp/store"
 )
 
@@ -563,4 +565,47 @@ func cookieValue(b *browser, u *url.URL, name string) string {
 		}
 	}
 	return ""
+}
+
+func TestStepUpOnNewNetwork(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, env *testEnv) {
+		env.srv.Login.Networks = session.Networks{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+		r := env.newRP(nil)
+		u := env.user("sophie", pw)
+		b := newBrowser(t)
+		b.xff = "192.0.2.10" // the clinic
+		r.signIn(b, "sophie", pw)
+
+		// Same network: the session answers.
+		p, _, _ := r.authorize(b)
+		if q := p.redirectParams(t); q.Get("code") == "" {
+			t.Fatalf("same network: %v", q)
+		}
+		// Another network (home): a second factor again, no password.
+		b.xff = "198.51.100.7"
+		p, _, _ = r.authorize(b, oauth2.SetAuthURLParam("prompt", "none"))
+		if q := p.redirectParams(t); q.Get("error") != "interaction_required" {
+			t.Fatalf("prompt=none from a new network: %v", q)
+		}
+		p, _, verifier := r.authorize(b)
+		if !p.has("mfa") {
+			t.Fatalf("new network: no challenge at %s", p.url)
+		}
+		p = finishMFA(t, env, b, p, "sophie")
+		q := p.redirectParams(t)
+		if amr := amrOf(t, r, q.Get("code"), verifier); !slices.Contains(amr, "otp") {
+			t.Errorf("amr after step-up: %v", amr)
+		}
+		if ev, _ := env.store.ListAuditEvents(context.Background(), store.AuditFilter{UserID: u.ID, Type: "session.step_up"}); len(ev) != 1 {
+			t.Errorf("step-up not audited: %d", len(ev))
+		}
+		// Both networks are now verified for this session.
+		for _, ip := range []string{"192.0.2.77", "198.51.100.8"} {
+			b.xff = ip
+			p, _, _ = r.authorize(b)
+			if q := p.redirectParams(t); q.Get("code") == "" {
+				t.Fatalf("verified network %s: %v", ip, q)
+			}
+		}
+	})
 }

@@ -160,8 +160,12 @@ func (h *Handler) showLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s, err := h.Sessions.Load(r); err == nil {
-		if u, ok := h.sessionSatisfies(r, a, s); ok {
+		switch u, v := h.sessionSatisfies(r, a, s); v {
+		case sessionOK:
 			h.complete(w, r, a, u, s)
+			return
+		case sessionNewNetwork:
+			h.stepUp(w, r, a, u, s)
 			return
 		}
 	}
@@ -191,36 +195,68 @@ func (h *Handler) renderLogin(w http.ResponseWriter, r *http.Request, a *oidcsto
 	})
 }
 
-// sessionSatisfies reports whether the browser's session may answer this
-// request without asking anything: same user as any id_token_hint, within
-// max_age, no prompt=login, an active account, and a second factor already
-// verified from the browser's current network.
-func (h *Handler) sessionSatisfies(r *http.Request, a *oidcstore.AuthRequest, s *session.Session) (store.User, bool) {
+// Verdicts on a session for an auth request.
+const (
+	sessionNo         = iota // sign in again
+	sessionOK                // answer from the session
+	sessionNewNetwork        // the session holds, but the browser is on a new network: second factor again
+)
+
+// sessionSatisfies tells whether the browser's session may answer this
+// request: same user as any id_token_hint, within max_age, no
+// prompt=login, the acr asked for, an active account — and a second factor
+// already verified from the browser's current network (sessionNewNetwork
+// otherwise).
+func (h *Handler) sessionSatisfies(r *http.Request, a *oidcstore.AuthRequest, s *session.Session) (store.User, int) {
 	if a.HasPrompt(oidc.PromptLogin) {
-		return store.User{}, false
+		return store.User{}, sessionNo
 	}
 	if a.MaxAge != nil && h.now().Sub(s.AuthTime) > maxAge(*a.MaxAge) {
-		return store.User{}, false
+		return store.User{}, sessionNo
 	}
 	if a.HintSubject != "" && a.HintSubject != s.UserID {
-		return store.User{}, false
-	}
-	if !s.VerifiedOn(h.Networks.Of(h.Networks.ClientIP(r))) {
-		return store.User{}, false
+		return store.User{}, sessionNo
 	}
 	if !acrSatisfied(a.ACRValues, s.ACR) {
-		return store.User{}, false
+		return store.User{}, sessionNo
 	}
 	u, err := h.Store.GetUser(r.Context(), s.UserID)
 	if err != nil || u.Status != store.StatusActive {
-		return store.User{}, false
+		return store.User{}, sessionNo
 	}
 	// A session without a second factor (an account in its grace period)
 	// ends with the grace period.
 	if !slices.Contains(s.AMR, "mfa") && !h.now().Before(u.MFAGraceUntil) {
-		return store.User{}, false
+		return store.User{}, sessionNo
 	}
-	return u, true
+	if !s.VerifiedOn(h.Networks.Of(h.Networks.ClientIP(r))) {
+		return u, sessionNewNetwork
+	}
+	return u, sessionOK
+}
+
+// stepUp asks a signed-in browser that moved to another network for a
+// second factor again, keeping its session (DESIGN §4): the flow starts
+// past the password, at the gate.
+func (h *Handler) stepUp(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthRequest, u store.User, s *session.Session) {
+	if a.HasPrompt(oidc.PromptNone) || h.Gate == nil {
+		h.AuthError(w, r, a, oidc.ErrInteractionRequired().WithDescription("a second factor is required from this network"))
+		return
+	}
+	h.Sessions.Browser(w, r)
+	a.Flow = oidcstore.Flow{
+		Browser:    h.Sessions.BrowserHash(r),
+		UserID:     u.ID,
+		PasswordAt: s.AuthTime,
+		Round:      a.Flow.Round + 1,
+	}
+	if err := h.Storage.SaveAuthRequest(r.Context(), a); err != nil {
+		h.ErrorPage(w, r, http.StatusBadRequest, "", "error.expired.title", "error.expired.message")
+		return
+	}
+	h.audit(r, store.AuditEvent{Type: "session.step_up", ActorID: u.ID, UserID: u.ID, ClientID: a.ClientID,
+		Details: map[string]string{"network": h.Networks.Of(h.Networks.ClientIP(r))}})
+	h.Gate.Begin(w, r, a, u)
 }
 
 // maxAge converts max_age without overflowing (a century is "any").
@@ -375,8 +411,16 @@ func (h *Handler) Finish(w http.ResponseWriter, r *http.Request, a *oidcstore.Au
 	if s.AuthTime.IsZero() {
 		s.AuthTime = now
 	}
-	// The network from which every required factor was just verified.
+	// The network from which every required factor was just verified, plus
+	// those of the browser's session for the same user (a step-up).
 	s.Networks = []string{network}
+	if old, err := h.Sessions.Load(r); err == nil && old.UserID == u.ID && old.AuthTime.Equal(s.AuthTime) {
+		for _, n := range old.Networks {
+			if !slices.Contains(s.Networks, n) && len(s.Networks) < 16 {
+				s.Networks = append(s.Networks, n)
+			}
+		}
+	}
 	if slices.Contains(amr, "mfa") {
 		s.FactorAt = now
 	}
