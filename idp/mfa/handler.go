@@ -417,9 +417,8 @@ func (h *Handler) totpConfirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.poke()
-	h.Regulator.Reset(r.Context(), regulate.Code, u.ID)
+	h.verified(r, a, u, "otp")
 	a.Flow.Step = stepVerified
-	a.Flow.Factors = appendUnique(a.Flow.Factors, "otp")
 	a.Flow.Pending["enrolled"] = cred.ID // kept for the print sheet
 	if !h.save(w, r, a) {
 		return
@@ -586,10 +585,9 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, err)
 			return
 		}
-		h.Regulator.Reset(r.Context(), regulate.Code, u.ID)
 		h.Audit(r.Context(), h.event(r, store.AuditEvent{Type: "mfa.verified", ActorID: u.ID, UserID: u.ID, ClientID: a.ClientID,
 			Details: map[string]string{"method": method, "credential_id": cred.ID}}))
-		a.Flow.Factors = appendUnique(a.Flow.Factors, f.AMR())
+		h.verified(r, a, u, f.AMR())
 		if r.FormValue("then") == "add" {
 			a.Flow.Step = stepVerified
 			if h.save(w, r, a) {
@@ -640,8 +638,7 @@ func (h *Handler) useRecovery(w http.ResponseWriter, r *http.Request, a *oidcsto
 		return
 	}
 	h.poke()
-	h.Regulator.Reset(r.Context(), regulate.Code, u.ID)
-	a.Flow.Factors = appendUnique(a.Flow.Factors, "otp")
+	h.verified(r, a, u, "otp")
 	a.Flow.Step = stepVerified
 	if remaining == 0 {
 		a.Flow.Step = stepRecoveryEmpty
@@ -727,6 +724,13 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, a *oidcstore.Au
 }
 
 // ---- helpers ----
+
+// verified records a factor verified in this flow and clears the user's
+// code-attempt count.
+func (h *Handler) verified(r *http.Request, a *oidcstore.AuthRequest, u store.User, amr string) {
+	h.Regulator.Reset(r.Context(), regulate.Code, u.ID)
+	a.Flow.Factors = appendUnique(a.Flow.Factors, amr)
+}
 
 func (h *Handler) event(r *http.Request, e store.AuditEvent) store.AuditEvent {
 	e.ID = uuid.NewString()
