@@ -66,20 +66,30 @@ func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 // one-time activation link.
 func (a *app) firstStart(ctx context.Context, e env) error {
 	if a.embedded() {
-		if _, err := a.store.GetClient(ctx, idp.DemoClientID); errors.Is(err, store.ErrNotFound) {
-			err := a.store.CreateClient(ctx, store.Client{
-				ID: idp.DemoClientID, Name: "Sésame demo", Public: true, AuthMethod: "none", PKCERequired: true,
-				RedirectURIs:   []string{a.cfg.Issuer + "/demo/callback"},
-				PostLogoutURIs: []string{a.cfg.Issuer + "/demo"},
-				GrantTypes:     []string{"authorization_code", "refresh_token"},
-				Scopes:         []string{"openid", "profile", "email", "offline_access"},
-				TokenFormat:    "opaque", IDTokenAlg: "RS256",
-				CreatedAt: now(), UpdatedAt: now(),
-			})
-			if err != nil && !errors.Is(err, store.ErrConflict) {
+		demo := store.Client{
+			ID: idp.DemoClientID, Name: "Sésame demo", Public: true, AuthMethod: "none", PKCERequired: true,
+			RedirectURIs:   []string{a.cfg.Issuer + "/demo/callback"},
+			PostLogoutURIs: []string{a.cfg.Issuer + "/demo"},
+			GrantTypes:     []string{"authorization_code", "refresh_token"},
+			Scopes:         []string{"openid", "profile", "email", "offline_access"},
+			TokenFormat:    "opaque", IDTokenAlg: "RS256",
+			CreatedAt: now(), UpdatedAt: now(),
+		}
+		c, err := a.store.GetClient(ctx, idp.DemoClientID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			if err := a.store.CreateClient(ctx, demo); err != nil && !errors.Is(err, store.ErrConflict) {
 				return fmt.Errorf("register demo client: %w", err)
 			}
 			a.log.Info("demo relying party registered", "url", a.cfg.Issuer+"/demo")
+		case err != nil:
+			return fmt.Errorf("load demo client: %w", err)
+		case !slices.Equal(c.RedirectURIs, demo.RedirectURIs):
+			// The issuer changed since the demo was registered.
+			demo.CreatedAt = c.CreatedAt
+			if err := a.store.UpdateClient(ctx, demo); err != nil {
+				return fmt.Errorf("update demo client: %w", err)
+			}
 		}
 	}
 	users, err := a.store.ListUsers(ctx, "", 1)
