@@ -609,3 +609,28 @@ func TestStepUpOnNewNetwork(t *testing.T) {
 		}
 	})
 }
+
+func TestConcurrentEnrollmentConfirmationsOneWins(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, env *testEnv) {
+		r := env.newRP(nil)
+		u := env.passwordOnlyUser("nadia", pw)
+		b := newBrowser(t)
+		p, _, _ := r.authorize(b)
+		p = submitLogin(t, b, p, "nadia", pw)
+		setup := b.get(p.link(t, "/mfa/totp?"))
+		secret, err := mfa.ParseSecret(dataSecretRE.FindStringSubmatch(setup.body)[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		next, q := setup.formAction(t, "/mfa/totp/confirm")
+		confirm := b.get(strings.SplitN(next, "?", 2)[0] + "?" + q.Encode())
+		action, vals := confirm.form(t, "totp-enroll")
+		vals.Set("code", mfa.TOTPCode(secret, mfa.TOTPStep(env.now())))
+		vals.Set("device_name", "Phone")
+		wins := concurrently(t, b, 20, action, vals, func(p page) bool { return len(recoveryCodes(p)) == 5 })
+		creds, _ := env.store.ListCredentials(context.Background(), u.ID, store.CredTOTP)
+		if wins != 1 || len(creds) != 1 {
+			t.Fatalf("%d confirmations succeeded, %d credentials stored; want 1 and 1", wins, len(creds))
+		}
+	})
+}

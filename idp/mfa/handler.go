@@ -373,6 +373,17 @@ func (h *Handler) totpConfirm(w http.ResponseWriter, r *http.Request) {
 		h.renderConfirm(w, r, a, lang, http.StatusUnprocessableEntity, "", "error.device_name_required")
 		return
 	}
+	// One confirmation per pending key, also when the form is sent twice
+	// at once.
+	once := "totpconfirm:" + a.ID + ":" + a.Flow.Pending["totp"][:8]
+	if err := h.Ephemeral.PutNew(r.Context(), once, []byte{1}, oidcstore.AuthRequestTTL); err != nil {
+		if errors.Is(err, ephemeral.ErrExists) {
+			h.Login.ErrorPage(w, r, http.StatusConflict, lang, "error.expired.title", "error.expired.message")
+			return
+		}
+		h.fail(w, r, err)
+		return
+	}
 	now := h.now()
 	cred := NewTOTPCredential(h.Sealer, u.ID, device, secret, now, now)
 	cred.TOTPLastStep, cred.LastUsedAt = step, now
@@ -408,6 +419,9 @@ func (h *Handler) totpConfirm(w http.ResponseWriter, r *http.Request) {
 			When: formatWhen(now, emailLang(u)), SupportURL: h.SupportURL,
 		})
 	})
+	if err != nil {
+		_ = h.Ephemeral.Delete(r.Context(), once)
+	}
 	if errors.Is(err, errAlreadyEnrolled) {
 		h.Login.ErrorPage(w, r, http.StatusForbidden, lang, "error.forbidden.title", "error.forbidden.message")
 		return
