@@ -4,10 +4,14 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/sesame ./cmd/sesame
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/sesame ./cmd/sesame \
+ && mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/sesame /usr/local/bin/sesame
+# The data directory belongs to the nonroot user (uid 65532); a named volume
+# mounted there starts with this ownership.
+COPY --from=build --chown=65532:65532 /out/data /var/lib/sesame
 WORKDIR /var/lib/sesame
 ENV SESAME_DATA_DIR=/var/lib/sesame \
     SESAME_HTTP_ADDR=0.0.0.0:8080
