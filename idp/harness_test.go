@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -33,9 +32,8 @@ import (
 	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/idp/seal"
 	"github.com/sesame-idp/sesame/idp/store"
-	"github.com/sesame-idp/sesame/idp/store/postgres"
-	"github.com/sesame-idp/sesame/idp/store/sqlite"
 	"github.com/sesame-idp/sesame/internal/testenv"
+	"github.com/sesame-idp/sesame/internal/teststore"
 	"github.com/sesame-idp/sesame/templates"
 )
 
@@ -47,27 +45,11 @@ type backend struct {
 
 var backends = []backend{
 	{"sqlite+memory", func(t testing.TB, _ *seal.Sealer) (store.Store, ephemeral.Store) {
-		db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "sesame.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Migrate(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db, memory.New(time.Now)
+		return teststore.SQLite(t), memory.New(time.Now)
 	}},
 	{"postgres+redis", func(t testing.TB, sealer *seal.Sealer) (store.Store, ephemeral.Store) {
-		pgURL := testenv.PostgresSchema(t)
+		db := teststore.Postgres(t)
 		redisURL := testenv.RedisURL(t)
-		db, err := postgres.Open(context.Background(), pgURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Migrate(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
 		prefix := "sesame-test-" + uuid.NewString()[:8] + ":"
 		r, err := eredis.Open(context.Background(), redisURL, prefix, sealer)
 		if err != nil {

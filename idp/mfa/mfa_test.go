@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -20,9 +19,7 @@ import (
 	"github.com/sesame-idp/sesame/idp/mfa"
 	"github.com/sesame-idp/sesame/idp/seal"
 	"github.com/sesame-idp/sesame/idp/store"
-	"github.com/sesame-idp/sesame/idp/store/postgres"
-	"github.com/sesame-idp/sesame/idp/store/sqlite"
-	"github.com/sesame-idp/sesame/internal/testenv"
+	"github.com/sesame-idp/sesame/internal/teststore"
 )
 
 // fixedNow is the clock of these tests.
@@ -310,29 +307,8 @@ var stores = []struct {
 	name string
 	open func(t testing.TB) store.Store
 }{
-	{"sqlite", func(t testing.TB) store.Store {
-		db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "sesame.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		if err := db.Migrate(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		return db
-	}},
-	{"postgres", func(t testing.TB) store.Store {
-		url := testenv.PostgresSchema(t)
-		db, err := postgres.Open(context.Background(), url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		if err := db.Migrate(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		return db
-	}},
+	{"sqlite", teststore.SQLite},
+	{"postgres", teststore.Postgres},
 }
 
 func TestTOTPVerifyReplay(t *testing.T) {

@@ -20,7 +20,6 @@ import (
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -31,9 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sesame-idp/sesame/idp/store"
-	"github.com/sesame-idp/sesame/idp/store/postgres"
-	"github.com/sesame-idp/sesame/idp/store/sqlite"
-	"github.com/sesame-idp/sesame/internal/testenv"
+	"github.com/sesame-idp/sesame/internal/teststore"
 )
 
 var t0 = time.Unix(1700000000, 0).UTC()
@@ -58,30 +55,8 @@ var welcome = Email{
 // eachStore runs f on a migrated SQLite store, and on PostgreSQL when
 // SESAME_TEST_POSTGRES_URL is set.
 func eachStore(t *testing.T, f func(t *testing.T, s store.Store)) {
-	t.Run("sqlite", func(t *testing.T) { f(t, newSQLite(t)) })
-	t.Run("postgres", func(t *testing.T) {
-		db, err := postgres.Open(t.Context(), testenv.PostgresSchema(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		if err := db.Migrate(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		f(t, db)
-	})
-}
-
-func newSQLite(t *testing.T) store.Store {
-	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "sesame.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	return db
+	t.Run("sqlite", func(t *testing.T) { f(t, teststore.SQLite(t)) })
+	t.Run("postgres", func(t *testing.T) { f(t, teststore.Postgres(t)) })
 }
 
 // --- clock ------------------------------------------------------------------
@@ -681,7 +656,7 @@ func TestPermanentFailure(t *testing.T) {
 
 // After MaxAttempts transient failures the worker gives up.
 func TestGiveUpAfterMaxAttempts(t *testing.T) {
-	s := newSQLite(t)
+	s := teststore.SQLite(t)
 	r := startRelay(t, relayOpts{tls: TLSStartTLS})
 	r.rcptErr = func(int) error {
 		return &gosmtp.SMTPError{Code: 421, EnhancedCode: gosmtp.EnhancedCode{4, 4, 5}, Message: "busy"}
@@ -759,7 +734,7 @@ func TestSMTPAuthAndTLS(t *testing.T) {
 
 func emailMessage(t *testing.T, key string, e Email) store.OutboxMessage {
 	t.Helper()
-	s := newSQLite(t)
+	s := teststore.SQLite(t)
 	err := s.InTx(t.Context(), func(tx store.Tx) error { return EnqueueEmail(t.Context(), tx, key, e, t0) })
 	if err != nil {
 		t.Fatal(err)
@@ -804,7 +779,7 @@ func TestSMTPHonoursDeadline(t *testing.T) {
 
 // Run sends at once when poked, without waiting for the next poll.
 func TestRunPoke(t *testing.T) {
-	s := newSQLite(t)
+	s := teststore.SQLite(t)
 	r := startRelay(t, relayOpts{tls: TLSStartTLS})
 	w := &Worker{Store: s, Senders: map[string]Sender{KindEmail: r.sender(t, TLSStartTLS, false)},
 		PollEvery: time.Hour}
@@ -835,7 +810,7 @@ func TestRunPoke(t *testing.T) {
 // What would inject headers (CR, LF) or is no address is refused at
 // enqueue, and nothing is queued.
 func TestEnqueueRefusesBadInput(t *testing.T) {
-	s := newSQLite(t)
+	s := teststore.SQLite(t)
 	with := func(f func(*Email)) Email { e := welcome; f(&e); return e }
 	emails := map[string]Email{
 		"CRLF in To":       with(func(e *Email) { e.To = "elise@example.org\r\nBcc: all@example.org" }),

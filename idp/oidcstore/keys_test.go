@@ -11,7 +11,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sync"
@@ -23,7 +22,7 @@ import (
 
 	"github.com/sesame-idp/sesame/idp/seal"
 	"github.com/sesame-idp/sesame/idp/store"
-	"github.com/sesame-idp/sesame/idp/store/sqlite"
+	"github.com/sesame-idp/sesame/internal/teststore"
 )
 
 var _ op.SigningKey = (*signingKey)(nil)
@@ -39,20 +38,6 @@ func (c *keysClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
-}
-
-func newKeysStore(t testing.TB) store.Store {
-	t.Helper()
-	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "sesame.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return db
 }
 
 func newKeysSealer(t testing.TB) *seal.Sealer {
@@ -71,7 +56,7 @@ type keysEnv struct {
 }
 
 func newKeysEnv(t testing.TB) *keysEnv {
-	return &keysEnv{st: newKeysStore(t), sealer: newKeysSealer(t), clock: &keysClock{t: time.Unix(1700000000, 0).UTC()}}
+	return &keysEnv{st: teststore.SQLite(t), sealer: newKeysSealer(t), clock: &keysClock{t: time.Unix(1700000000, 0).UTC()}}
 }
 
 // node is one server process sharing the store.
