@@ -49,16 +49,18 @@ func (h *Handler) AccountRoutes(mux *http.ServeMux, issuer string) {
 	})
 }
 
-// signIn sends the browser through the sign-in flow of the account client;
-// fresh forces the password and a second factor again.
-func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, issuer string, fresh bool) {
-	verifier := make([]byte, 32)
-	_, _ = rand.Read(verifier)
-	sum := sha256.Sum256([]byte(base64.RawURLEncoding.EncodeToString(verifier)))
+// accountRequest creates an auth request of the account client. Its code
+// is never exchanged (the account pages use the session), but the client
+// is public, so the request carries a PKCE challenge like any other; fresh
+// forces the password and a second factor again.
+func (h *Handler) accountRequest(r *http.Request, issuer string, fresh bool) (*oidcstore.AuthRequest, error) {
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	sum := sha256.Sum256(secret)
 	req := &oidc.AuthRequest{
 		ClientID: AccountClientID, RedirectURI: issuer + "/account/callback",
 		Scopes: []string{"openid"}, ResponseType: oidc.ResponseTypeCode,
-		State:               base64.RawURLEncoding.EncodeToString(verifier[:12]),
+		State:               base64.RawURLEncoding.EncodeToString(secret[:12]),
 		CodeChallenge:       base64.RawURLEncoding.EncodeToString(sum[:]),
 		CodeChallengeMethod: oidc.CodeChallengeMethodS256,
 	}
@@ -68,10 +70,19 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, issuer string, 
 	}
 	a, err := h.Storage.CreateAuthRequest(r.Context(), req, "")
 	if err != nil {
+		return nil, err
+	}
+	return a.(*oidcstore.AuthRequest), nil
+}
+
+// signIn sends the browser through the sign-in flow of the account client.
+func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, issuer string, fresh bool) {
+	a, err := h.accountRequest(r, issuer, fresh)
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	http.Redirect(w, r, h.path("/login?flow="+url.QueryEscape(a.GetID())), http.StatusSeeOther)
+	http.Redirect(w, r, h.path("/login?flow="+url.QueryEscape(a.ID)), http.StatusSeeOther)
 }
 
 // accountCallback burns the code (the account pages use the session, not
@@ -162,20 +173,11 @@ func (h *Handler) addMethod(w http.ResponseWriter, r *http.Request, issuer strin
 	if !ok {
 		return
 	}
-	verifier := make([]byte, 32)
-	_, _ = rand.Read(verifier)
-	sum := sha256.Sum256(verifier)
-	req, err := h.Storage.CreateAuthRequest(r.Context(), &oidc.AuthRequest{
-		ClientID: AccountClientID, RedirectURI: issuer + "/account/callback",
-		Scopes: []string{"openid"}, ResponseType: oidc.ResponseTypeCode,
-		CodeChallenge:       base64.RawURLEncoding.EncodeToString(sum[:]),
-		CodeChallengeMethod: oidc.CodeChallengeMethodS256,
-	}, "")
+	a, err := h.accountRequest(r, issuer, false)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	a := req.(*oidcstore.AuthRequest)
 	a.Flow = oidcstore.Flow{
 		Browser: h.Login.Sessions.BrowserHash(r), UserID: u.ID, PasswordAt: s.AuthTime,
 		Step: stepVerified, Factors: withoutPwdMFA(s.AMR),
