@@ -38,6 +38,13 @@ type Store interface {
 	// first increment starts a window of length window; the counter vanishes
 	// when it ends.
 	Incr(ctx context.Context, key string, window time.Duration) (int64, error)
+	// Update changes the value at key by one atomic read-modify-write: fn
+	// gets the current value (nil when the key is not set) and returns the
+	// new one, stored for ttl (ttl > 0); a nil result deletes the key. When
+	// fn returns an error nothing is written and Update returns it.
+	// Concurrent updates of one key never lose a write: fn may be called
+	// again with a newer value, so it must not have side effects.
+	Update(ctx context.Context, key string, ttl time.Duration, fn func(old []byte) ([]byte, error)) error
 	Ping(ctx context.Context) error
 	Close() error
 }

@@ -49,6 +49,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ConcurrentTake", testConcurrentTake},
 		{"ConcurrentPutNew", testConcurrentPutNew},
 		{"ConcurrentIncr", testConcurrentIncr},
+		{"Update", testUpdate},
+		{"ConcurrentUpdate", testConcurrentUpdate},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -386,6 +388,69 @@ func testConcurrentIncr(t *testing.T, s ephemeral.Store, _ Clock) {
 		}
 	}
 	wantIncr(t, s, "ctr", long, concurrency+1)
+}
+
+func testUpdate(t *testing.T, s ephemeral.Store, advance Clock) {
+	ctx := t.Context()
+	// A missing key: fn sees nil and creates it.
+	err := s.Update(ctx, "u", long, func(old []byte) ([]byte, error) {
+		if old != nil {
+			t.Errorf("old = %q, want nil", old)
+		}
+		return []byte("one"), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantValue(t, s, "u", "one")
+	// An existing key: fn sees its value.
+	if err := s.Update(ctx, "u", long, func(old []byte) ([]byte, error) { return append(old, "+two"...), nil }); err != nil {
+		t.Fatal(err)
+	}
+	wantValue(t, s, "u", "one+two")
+	// An error writes nothing and comes back.
+	boom := errors.New("boom")
+	if err := s.Update(ctx, "u", long, func([]byte) ([]byte, error) { return []byte("x"), boom }); !errors.Is(err, boom) {
+		t.Fatalf("Update error = %v, want boom", err)
+	}
+	wantValue(t, s, "u", "one+two")
+	// nil deletes.
+	if err := s.Update(ctx, "u", long, func([]byte) ([]byte, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	wantNotFound(t, s, "u")
+	// The new value lives for ttl.
+	if err := s.Update(ctx, "u", short, func([]byte) ([]byte, error) { return []byte("brief"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	advance(2 * short)
+	wantNotFound(t, s, "u")
+	if err := s.Update(ctx, "u", 0, func([]byte) ([]byte, error) { return []byte("x"), nil }); err == nil {
+		t.Fatal("Update with ttl 0: no error")
+	}
+}
+
+// testConcurrentUpdate: 50 read-modify-writes of one key lose none.
+func testConcurrentUpdate(t *testing.T, s ephemeral.Store, _ Clock) {
+	race(func(ctx context.Context, i int) {
+		err := s.Update(ctx, "list", long, func(old []byte) ([]byte, error) {
+			return append(old, byte(i)), nil
+		})
+		if err != nil {
+			t.Errorf("Update: %v", err)
+		}
+	})
+	got, err := s.Get(t.Context(), "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[byte]bool{}
+	for _, b := range got {
+		seen[b] = true
+	}
+	if len(got) != concurrency || len(seen) != concurrency {
+		t.Fatalf("after %d concurrent updates the value holds %d entries (%d distinct)", concurrency, len(got), len(seen))
+	}
 }
 
 func testIsolated(t *testing.T, a, b ephemeral.Store) {

@@ -160,6 +160,36 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 	return e.count, nil
 }
 
+// Update changes the value at key under the store's lock.
+func (s *Store) Update(ctx context.Context, key string, ttl time.Duration, fn func(old []byte) ([]byte, error)) error {
+	if err := checkTTL(ctx, ttl); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now, err := s.beginWrite()
+	if err != nil {
+		return err
+	}
+	var old []byte
+	if e := s.live(key, now); e != nil {
+		if e.isCounter {
+			return errIsCounter
+		}
+		old = bytes.Clone(e.value)
+	}
+	v, err := fn(old)
+	if err != nil {
+		return err
+	}
+	if v == nil {
+		delete(s.entries, key)
+		return nil
+	}
+	s.entries[key] = &entry{value: bytes.Clone(v), expires: now.Add(ttl)}
+	return nil
+}
+
 // Ping reports whether the store is open.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {

@@ -192,6 +192,67 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 	return n, nil
 }
 
+// casScript replaces KEYS[1] only if it still holds ARGV[1] ("" for
+// absent): ARGV[2] is the new sealed value ("" deletes), ARGV[3] its TTL in
+// ms. It returns 1 when it wrote, 0 when the value had changed.
+var casScript = goredis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur == false then cur = '' end
+if cur ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then
+	redis.call('DEL', KEYS[1])
+else
+	redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return 1
+`)
+
+// maxUpdateTries bounds the compare-and-set retries of one Update under
+// contention.
+const maxUpdateTries = 200
+
+// Update reads key, applies fn and writes the result with a compare-and-set
+// script on the sealed bytes (each sealing has a fresh nonce, so equal bytes
+// mean an unchanged value); when another writer came first it reads again.
+func (s *Store) Update(ctx context.Context, key string, ttl time.Duration, fn func(old []byte) ([]byte, error)) error {
+	ttl, err := checkTTL(ttl)
+	if err != nil {
+		return err
+	}
+	k := s.prefix + key
+	for try := 0; try < maxUpdateTries; try++ {
+		sealed, err := s.client.Get(ctx, k).Bytes()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return fmt.Errorf("ephemeral/redis: update: %w", err)
+		}
+		var old []byte
+		if len(sealed) > 0 {
+			if old, err = s.open(k, sealed); err != nil {
+				return err
+			}
+		}
+		v, err := fn(old)
+		if err != nil {
+			return err
+		}
+		var next []byte
+		if v != nil {
+			next = s.seal(k, v)
+		}
+		ok, err := casScript.Run(ctx, s.client, []string{k}, sealed, next, ttl.Milliseconds()).Int()
+		if err != nil {
+			return fmt.Errorf("ephemeral/redis: update: %w", err)
+		}
+		if ok == 1 {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("ephemeral/redis: update of a contended key: %d tries", maxUpdateTries)
+}
+
 // Ping checks Redis answers: PING.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.client.Ping(ctx).Err(); err != nil {
