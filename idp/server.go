@@ -22,8 +22,10 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
+	"github.com/sesame-idp/sesame/idp/account"
 	"github.com/sesame-idp/sesame/idp/audit"
 	"github.com/sesame-idp/sesame/idp/ephemeral"
+	"github.com/sesame-idp/sesame/idp/flow"
 	"github.com/sesame-idp/sesame/idp/login"
 	"github.com/sesame-idp/sesame/idp/mfa"
 	"github.com/sesame-idp/sesame/idp/oidcstore"
@@ -31,6 +33,8 @@ import (
 	"github.com/sesame-idp/sesame/idp/seal"
 	"github.com/sesame-idp/sesame/idp/session"
 	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/idp/users"
+	"github.com/sesame-idp/sesame/idp/web"
 	"github.com/sesame-idp/sesame/templates"
 )
 
@@ -60,8 +64,12 @@ type Server struct {
 	// CryptoKey encrypts opaque access tokens and codes; the same on every node.
 	CryptoKey      [32]byte
 	TrustedProxies []netip.Prefix
-	// SessionTTL is the lifetime of a browser session (default 12 h).
+	// SessionTTL is the absolute lifetime of a browser session from its
+	// sign-in (session.lifetime, default 12 h).
 	SessionTTL time.Duration
+	// FactorWindow is how recent a second factor must be for a sensitive
+	// action (session.factor_window, default 10 min).
+	FactorWindow time.Duration
 	// Demo serves a small relying party at /demo, signing in with the
 	// public client DemoClientID.
 	Demo         bool
@@ -77,8 +85,10 @@ type Server struct {
 	// Built by Handler.
 	Provider op.OpenIDProvider
 	Storage  *oidcstore.Storage
+	Flow     *flow.Flow
 	Login    *login.Handler
 	MFA      *mfa.Handler
+	Account  *account.Handler
 	Audit    *audit.Recorder
 
 	discovery atomic.Pointer[prepared]
@@ -141,37 +151,51 @@ func (s *Server) Handler() (http.Handler, error) {
 	if prefix == "" {
 		sessions.Path = "/"
 	}
-	s.Login = &login.Handler{
-		Store:       s.Store,
-		Storage:     s.Storage,
-		Sessions:    sessions,
-		Networks:    session.Networks{Trusted: s.TrustedProxies},
-		Templates:   s.Templates,
-		Passwords:   s.Passwords,
-		HashSlots:   make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
-		Regulator:   &regulate.Regulator{Counter: s.Ephemeral},
-		Logger:      s.Logger,
-		Now:         s.Now,
-		Prefix:      prefix,
-		CallbackURL: op.AuthCallbackURL(s.Provider),
-		AuthError: func(w http.ResponseWriter, r *http.Request, a op.AuthRequest, err error) {
-			op.AuthRequestError(w, r, a, err, s.Provider)
+	networks := session.Networks{Trusted: s.TrustedProxies}
+	kit := &web.Kit{Templates: s.Templates, Sessions: sessions, Prefix: prefix, Logger: s.Logger}
+	regulator := &regulate.Regulator{Counter: s.Ephemeral}
+	s.Flow = &flow.Flow{
+		Store:        s.Store,
+		Storage:      s.Storage,
+		Sessions:     sessions,
+		Networks:     networks,
+		Web:          kit,
+		Provider:     s.Provider,
+		FactorWindow: s.FactorWindow,
+		SecondFactors: func(ctx context.Context, userID string) ([]store.Credential, error) {
+			return users.SecondFactors(ctx, s.Store, userID)
 		},
-		Audit: s.Audit.Record,
+		Logger: s.Logger,
+		Now:    s.Now,
+		Audit:  s.Audit.Record,
 	}
-
+	s.Login = &login.Handler{
+		Flow:      s.Flow,
+		Web:       kit,
+		Store:     s.Store,
+		Storage:   s.Storage,
+		Sessions:  sessions,
+		Networks:  networks,
+		Passwords: s.Passwords,
+		HashSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+		Regulator: regulator,
+		Provider:  s.Provider,
+		Issuer:    s.Issuer,
+		Logger:    s.Logger,
+		Now:       s.Now,
+		Audit:     s.Audit.Record,
+	}
 	if s.TOTPIssuer == "" {
 		s.TOTPIssuer = "Sésame"
 	}
 	s.MFA = &mfa.Handler{
+		Flow:       s.Flow,
+		Web:        kit,
 		Store:      s.Store,
-		Storage:    s.Storage,
-		Login:      s.Login,
 		Sealer:     s.Sealer,
-		Templates:  s.Templates,
-		Regulator:  s.Login.Regulator,
-		Ephemeral:  s.Ephemeral,
-		Factors:    []mfa.Factor{mfa.TOTP{Store: s.Store, Sealer: s.Sealer}},
+		Regulator:  regulator,
+		TOTP:       mfa.TOTP{Store: s.Store, Sealer: s.Sealer},
+		Recovery:   mfa.Recovery{Store: s.Store},
 		Issuer:     s.TOTPIssuer,
 		SupportURL: s.SupportURL,
 		Logger:     s.Logger,
@@ -179,7 +203,16 @@ func (s *Server) Handler() (http.Handler, error) {
 		Audit:      s.Audit.Record,
 		Notify:     s.Notify,
 	}
-	s.Login.Gate = s.MFA
+	s.Account = &account.Handler{
+		Flow:    s.Flow,
+		Web:     kit,
+		Store:   s.Store,
+		Storage: s.Storage,
+		Users:   &users.Service{Store: s.Store, Sealer: s.Sealer, Passwords: s.Passwords, Now: s.Now},
+		Issuer:  s.Issuer,
+		Logger:  s.Logger,
+		Now:     s.Now,
+	}
 	if err := s.ensureAccountClient(); err != nil {
 		return nil, err
 	}
@@ -187,7 +220,7 @@ func (s *Server) Handler() (http.Handler, error) {
 	pages := http.NewServeMux()
 	s.Login.Routes(pages)
 	s.MFA.Routes(pages)
-	s.MFA.AccountRoutes(pages, s.Issuer)
+	s.Account.Routes(pages)
 	pages.Handle("GET /static/", http.StripPrefix("/static", s.Templates.Static()))
 	if s.Demo {
 		(&demo{s: s, prefix: prefix}).routes(pages)
@@ -197,11 +230,11 @@ func (s *Server) Handler() (http.Handler, error) {
 	oidcMux := http.NewServeMux()
 	oidcMux.HandleFunc("GET /.well-known/openid-configuration", s.serveDiscovery)
 	oidcMux.HandleFunc("GET /keys", s.serveJWKS)
-	oidcMux.Handle("/authorize", withErrorPage(requireClient(provider, s.Login), s.Login))
+	oidcMux.Handle("/authorize", withErrorPage(requireClient(provider, kit), kit))
 	oidcMux.Handle("/oauth/introspect", withJSONError(provider, "invalid_client", `Basic realm="sesame"`))
 	oidcMux.Handle("/userinfo", withJSONError(provider, "invalid_token", `Bearer error="invalid_token"`))
-	oidcMux.Handle("/authorize/callback", withErrorPage(s.Login.GuardCallback(provider), s.Login))
-	oidcMux.Handle("/end_session", s.Login.EndSession(s.Provider, s.Issuer))
+	oidcMux.Handle("/authorize/callback", withErrorPage(s.Flow.Guard(provider), kit))
+	oidcMux.Handle("/end_session", withCSP(s.Login.EndSession()))
 	oidcMux.Handle("/oauth/token", withTokenClient(provider))
 	oidcMux.Handle("/", withPageHeaders(pages, provider))
 
@@ -224,8 +257,8 @@ func (s *Server) Handler() (http.Handler, error) {
 // ensureAccountClient registers the account pages' own client.
 func (s *Server) ensureAccountClient() error {
 	ctx := context.Background()
-	want := mfa.AccountClient(s.Issuer, s.now().UTC())
-	c, err := s.Store.GetClient(ctx, mfa.AccountClientID)
+	want := account.Client(s.Issuer, s.now().UTC())
+	c, err := s.Store.GetClient(ctx, account.ClientID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		if err := s.Store.CreateClient(ctx, want); err != nil && !errors.Is(err, store.ErrConflict) {
@@ -282,33 +315,41 @@ func withPageHeaders(pages *http.ServeMux, provider http.Handler) http.Handler {
 	})
 }
 
+// withCSP gives a page served outside the pages mux our CSP.
+func withCSP(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
+		next.ServeHTTP(w, r)
+	})
+}
+
 // withErrorPage turns the plain-text 400 zitadel/oidc writes when it must
 // not redirect (unknown client, unregistered redirect_uri…) into our error
 // page, in the user's language. The library's text is logged, not shown.
-func withErrorPage(next http.Handler, l *login.Handler) http.Handler {
+func withErrorPage(next http.Handler, kit *web.Kit) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cw := &captureWriter{ResponseWriter: w}
 		next.ServeHTTP(cw, r)
 		if !cw.captured {
 			return
 		}
-		l.Logger.Info("authorization request refused", "reason", strings.TrimSpace(cw.body.String()), "request_id", w.Header().Get("X-Request-Id"))
+		kit.Logger.Info("authorization request refused", "reason", strings.TrimSpace(cw.body.String()), "request_id", w.Header().Get("X-Request-Id"))
 		w.Header().Del("Content-Type")
 		w.Header().Del("X-Content-Type-Options")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
-		l.ErrorPage(w, r, cw.status, "", "error.bad_request.title", "error.bad_request.message")
+		kit.ErrorPage(w, r, cw.status, "", "error.bad_request.title", "error.bad_request.message")
 	})
 }
 
 // requireClient answers a request without client_id or redirect_uri with
 // our error page itself (zitadel/oidc would log it as a server error).
-func requireClient(next http.Handler, l *login.Handler) http.Handler {
+func requireClient(next http.Handler, kit *web.Kit) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 		if err := r.ParseForm(); err != nil || r.Form.Get("client_id") == "" || r.Form.Get("redirect_uri") == "" {
 			w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
-			l.ErrorPage(w, r, http.StatusBadRequest, "", "error.bad_request.title", "error.bad_request.message")
+			kit.ErrorPage(w, r, http.StatusBadRequest, "", "error.bad_request.title", "error.bad_request.message")
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -19,6 +19,7 @@ const (
 	pageMFAChallenge  = "mfa_challenge"
 	pageRecoveryUsed  = "recovery_used"
 	pageSecurity      = "security"
+	pageLogoutConfirm = "logout_confirm"
 )
 
 // Base is the data every page carries.
@@ -59,6 +60,15 @@ type ErrorPage struct {
 // SignedOutPage follows a logout.
 type SignedOutPage struct {
 	Base
+}
+
+// LogoutConfirmPage asks before signing out when the request cannot prove
+// it comes from the application (no valid id_token_hint): form#logout.
+type LogoutConfirmPage struct {
+	Base
+	Action string            // form action (POST)
+	Params map[string]string // hidden inputs carried to the POST (client_id, post_logout_redirect_uri, state, ui_locales)
+	Cancel string            // where "stay signed in" goes
 }
 
 // ActivatePage lets a new user choose a password: form#activate.
@@ -223,6 +233,11 @@ func (e *Engine) RecoveryUsed(w http.ResponseWriter, status int, p RecoveryUsedP
 	return e.render(w, status, pageRecoveryUsed, &p.Base, &p)
 }
 
+// LogoutConfirm asks before signing out.
+func (e *Engine) LogoutConfirm(w http.ResponseWriter, status int, p LogoutConfirmPage) error {
+	return e.render(w, status, pageLogoutConfirm, &p.Base, &p)
+}
+
 // Security renders the user's methods.
 func (e *Engine) Security(w http.ResponseWriter, status int, p SecurityPage) error {
 	return e.render(w, status, pageSecurity, &p.Base, &p)
@@ -276,6 +291,8 @@ func samplePage(name, lang string) any {
 		return &RecoveryUsedPage{Base: b}
 	case pageSecurity:
 		return &SecurityPage{Base: b}
+	case pageLogoutConfirm:
+		return &LogoutConfirmPage{Base: b}
 	}
 	return &b
 }

@@ -32,7 +32,7 @@ const defaultLang = "fr"
 var pageNames = []string{
 	pageLogin, pageError, pageSignedOut, pageActivate, pageMFASetup,
 	pageTOTPSetup, pageTOTPConfirm, pageTOTPPrint, pageRecoveryCodes,
-	pageMFAChallenge, pageRecoveryUsed, pageSecurity,
+	pageMFAChallenge, pageRecoveryUsed, pageSecurity, pageLogoutConfirm,
 }
 
 // emailNames are the emails: emails/<name>.txt and emails/<name>.html each,

@@ -8,10 +8,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/idp/web"
 	"github.com/sesame-idp/sesame/templates"
 )
 
@@ -37,54 +36,53 @@ func NewActivationToken(ctx context.Context, tx store.Tx, userID string, now tim
 	return token, err
 }
 
-func (h *Handler) showActivate(w http.ResponseWriter, r *http.Request) {
-	lang := h.Lang(w, r, nil, "")
+func (h *Handler) showActivate(w http.ResponseWriter, r *http.Request) error {
+	lang := h.Web.Lang(w, r, nil, "")
 	token := r.URL.Query().Get("token")
 	if token == "" || len(token) > 128 {
-		h.ErrorPage(w, r, http.StatusBadRequest, lang, "error.activation.title", "error.activation_invalid")
-		return
+		return errActivationInvalid(lang)
 	}
-	h.renderActivate(w, r, lang, http.StatusOK, token, "")
+	return h.renderActivate(w, r, lang, http.StatusOK, token, "")
 }
 
-func (h *Handler) renderActivate(w http.ResponseWriter, r *http.Request, lang string, status int, token, errKey string) {
-	b := h.Base(w, r, lang)
+func errActivationInvalid(lang string) error {
+	return &web.PublicError{Status: http.StatusBadRequest, Lang: lang, Title: "error.activation.title", Key: "error.activation_invalid"}
+}
+
+func (h *Handler) renderActivate(w http.ResponseWriter, r *http.Request, lang string, status int, token, errKey string) error {
+	b := h.Web.Base(w, r, lang)
 	b.Error = errKey
 	// Never let the token leak through the Referer of anything on the page.
 	w.Header().Set("Referrer-Policy", "no-referrer")
-	_ = h.Templates.Activate(w, status, templates.ActivatePage{
-		Base: b, Action: h.path("/activate"), Token: token, MinLength: MinPasswordLen,
+	return h.Web.Templates.Activate(w, status, templates.ActivatePage{
+		Base: b, Action: h.Web.Path("/activate"), Token: token, MinLength: MinPasswordLen,
 	})
 }
 
 // postActivate checks the password first (a refused password keeps the
 // link usable), then consumes the link, sets the password and activates
 // the account in one transaction.
-func (h *Handler) postActivate(w http.ResponseWriter, r *http.Request) {
-	if !h.CheckPost(w, r) {
-		return
+func (h *Handler) postActivate(w http.ResponseWriter, r *http.Request) error {
+	if err := h.Web.CheckPost(w, r); err != nil {
+		return err
 	}
-	lang := h.Lang(w, r, nil, "")
+	lang := h.Web.Lang(w, r, nil, "")
 	token := r.PostFormValue("token")
 	pw, confirm := r.PostFormValue("password"), r.PostFormValue("password_confirm")
 	if token == "" || len(token) > 128 {
-		h.ErrorPage(w, r, http.StatusBadRequest, lang, "error.activation.title", "error.activation_invalid")
-		return
+		return errActivationInvalid(lang)
 	}
 	if pw != confirm {
-		h.renderActivate(w, r, lang, http.StatusBadRequest, token, "error.password_mismatch")
-		return
+		return h.renderActivate(w, r, lang, http.StatusBadRequest, token, "error.password_mismatch")
 	}
 	// The username is only known once the token is consumed; the policy's
 	// username check runs inside the transaction.
 	if err := CheckPasswordPolicy(pw, ""); err != nil {
-		h.renderActivate(w, r, lang, http.StatusBadRequest, token, policyKey(err))
-		return
+		return h.renderActivate(w, r, lang, http.StatusBadRequest, token, policyKey(err))
 	}
 	phc, err := h.Passwords.Hash(pw)
 	if err != nil {
-		h.ErrorPage(w, r, http.StatusServiceUnavailable, lang, "error.generic.title", "error.generic.message")
-		return
+		return web.Unavailable(err)
 	}
 	var u store.User
 	var policyErr error
@@ -110,26 +108,20 @@ func (h *Handler) postActivate(w http.ResponseWriter, r *http.Request) {
 		if err := tx.UpdateUser(r.Context(), u); err != nil {
 			return err
 		}
-		return tx.AppendAuditEvent(r.Context(), store.AuditEvent{
-			ID: uuid.NewString(), At: h.now(), Type: "account.activated", ActorID: u.ID, UserID: u.ID,
-			IP: h.Networks.ClientIP(r).String(),
-		})
+		return tx.AppendAuditEvent(r.Context(), h.Flow.Event(r, store.AuditEvent{Type: "account.activated", ActorID: u.ID, UserID: u.ID}))
 	})
 	switch {
 	case policyErr != nil:
-		h.renderActivate(w, r, lang, http.StatusBadRequest, token, policyKey(policyErr))
-		return
+		return h.renderActivate(w, r, lang, http.StatusBadRequest, token, policyKey(policyErr))
 	case errors.Is(err, store.ErrNotFound):
-		h.ErrorPage(w, r, http.StatusBadRequest, lang, "error.activation.title", "error.activation_invalid")
-		return
+		return errActivationInvalid(lang)
 	case err != nil:
-		h.Logger.Error("activate account", "err", err)
-		h.ErrorPage(w, r, http.StatusServiceUnavailable, lang, "error.generic.title", "error.generic.message")
-		return
+		return web.Unavailable(err)
 	}
 	h.Logger.Info("account activated", "user_id", u.ID)
 	// On to signing in, on Sésame's own account page.
-	http.Redirect(w, r, h.path("/account"), http.StatusSeeOther)
+	http.Redirect(w, r, h.Web.Path("/account"), http.StatusSeeOther)
+	return nil
 }
 
 func policyKey(err error) string {

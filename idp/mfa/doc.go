@@ -1,7 +1,8 @@
-// Package mfa holds the second factors: the Factor interface, TOTP
-// (authenticator apps), recovery codes and, later, SMS and passkeys, with
-// their enrollment and challenge pages and the gate that makes a second
-// factor mandatory between the password and the authorization code.
+// Package mfa holds the second factors, one file each (totp.go,
+// recovery.go, and next sms and webauthn), behind the Factor interface,
+// with their enrollment and challenge pages (pages.go).
 //
-// It knows the durable and ephemeral stores only through their contracts.
+// A factor checks an answer and reports the result to idp/flow, which
+// decides the next step; it never calls the password pages or the account
+// pages. It knows the stores only through their contracts.
 package mfa

@@ -2,6 +2,7 @@ package mfa
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -9,11 +10,16 @@ import (
 	"html/template"
 	"image/png"
 	"net/url"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/hotp"
+
+	"github.com/sesame-idp/sesame/idp/flow"
+	"github.com/sesame-idp/sesame/idp/seal"
+	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/idp/users"
 )
 
 // ErrCodeInvalid: the code matches no accepted time step (or recovery
@@ -36,7 +42,7 @@ func TOTPCode(secret []byte, step int64) string {
 // code, comparing in constant time. Replay protection is the caller's: the
 // step must then be recorded with store.AdvanceTOTPStep.
 func MatchTOTP(secret []byte, code string, now time.Time) (int64, bool) {
-	code = NormalizeCode(code)
+	code = users.NormalizeCode(code)
 	if len(code) != TOTPDigits {
 		return 0, false
 	}
@@ -49,11 +55,6 @@ func MatchTOTP(secret []byte, code string, now time.Time) (int64, bool) {
 		}
 	}
 	return found, ok == 1
-}
-
-// NormalizeCode drops the spaces and dashes people type in codes.
-func NormalizeCode(code string) string {
-	return strings.NewReplacer(" ", "", "-", "", "\u00a0", "").Replace(strings.TrimSpace(code))
 }
 
 // OTPAuthURL is the otpauth:// URI of a new authenticator:
@@ -98,4 +99,58 @@ func GroupSecret(b32 string) []string {
 		out = append(out, b32)
 	}
 	return out
+}
+
+// TOTP is the authenticator-app factor; a time step is accepted once per
+// credential, atomically in the durable store.
+type TOTP struct {
+	Store  store.Store
+	Sealer *seal.Sealer
+}
+
+var _ Factor = TOTP{}
+
+func (TOTP) Method() string   { return string(store.CredTOTP) }
+func (TOTP) AMR() flow.Method { return flow.OTP }
+
+// Enrolled: a confirmed authenticator.
+func (f TOTP) Enrolled(ctx context.Context, u store.User) (bool, error) {
+	creds, err := f.Store.ListCredentials(ctx, u.ID, store.CredTOTP)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(creds, func(c store.Credential) bool { return !c.VerifiedAt.IsZero() }), nil
+}
+
+// Begin: the app shows codes by itself.
+func (TOTP) Begin(context.Context, store.User, time.Time) (Challenge, error) { return Challenge{}, nil }
+
+func (f TOTP) Verify(ctx context.Context, u store.User, code string, now time.Time) (store.Credential, error) {
+	creds, err := f.Store.ListCredentials(ctx, u.ID, store.CredTOTP)
+	if err != nil {
+		return store.Credential{}, err
+	}
+	for _, c := range creds {
+		if c.VerifiedAt.IsZero() {
+			continue
+		}
+		secret, err := OpenSecret(f.Sealer, c)
+		if err != nil {
+			return store.Credential{}, fmt.Errorf("open totp secret of %s: %w", c.ID, err)
+		}
+		step, ok := MatchTOTP(secret, code, now)
+		if !ok {
+			continue
+		}
+		// Compare-and-set: of two submissions of one code, one wins.
+		if err := f.Store.AdvanceTOTPStep(ctx, c.ID, step, now); err != nil {
+			if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+				return store.Credential{}, ErrCodeInvalid
+			}
+			return store.Credential{}, err
+		}
+		c.TOTPLastStep, c.LastUsedAt = step, now
+		return c, nil
+	}
+	return store.Credential{}, ErrCodeInvalid
 }

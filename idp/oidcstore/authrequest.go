@@ -36,24 +36,31 @@ type AuthRequest struct {
 	codeHash string
 }
 
-// Flow is the progress of the sign-in for one authorization request.
+// Flow is the progress of the sign-in for one authorization request. Only
+// idp/flow changes it, by atomic updates (Storage.UpdateAuthRequest).
 type Flow struct {
 	// Browser is the hash of the browser cookie that signed in: the
 	// callback only completes in that browser.
 	Browser    string    `json:"browser,omitempty"`
 	UserID     string    `json:"user_id,omitempty"`
 	PasswordAt time.Time `json:"password_at,omitempty"`
-	// Step is where the flow stands after the password: "enroll",
-	// "challenge", "recovery_used", "done".
+	// Step is where the flow stands after the password (idp/flow.Step).
 	Step string `json:"step,omitempty"`
-	// Pending enrollment: the new TOTP key and recovery codes until they
-	// are confirmed (the whole record is sealed in Redis).
+	// StepUp: the flow continues a browser session from a new network (no
+	// password in this flow).
+	StepUp bool `json:"step_up,omitempty"`
+	// AddMethod: the flow adds a method for a signed-in user.
+	AddMethod bool `json:"add_method,omitempty"`
+	// Pending enrollment state of the factors (a new TOTP key, recovery
+	// codes) until it is confirmed; the whole record is sealed in Redis.
 	Pending map[string]string `json:"pending,omitempty"`
-	// Round counts password successes in this flow: wrong-code counters
-	// are per round, so a new password starts a new challenge.
-	Round int `json:"round,omitempty"`
-	// Factors are the AMR values of the factors verified in this flow.
-	Factors []string `json:"factors,omitempty"`
+	// Factors are the AMR values of the factors verified in this flow, and
+	// VerifiedAt the time of the last one (zero: none).
+	Factors    []string  `json:"factors,omitempty"`
+	VerifiedAt time.Time `json:"verified_at,omitempty"`
+	// Notice is a message key the password page shows once (a voided
+	// challenge).
+	Notice string `json:"notice,omitempty"`
 
 	Done      bool      `json:"done,omitempty"`
 	AuthTime  time.Time `json:"auth_time,omitempty"`

@@ -166,6 +166,9 @@ func (s *Storage) AuthRequest(ctx context.Context, id string) (*AuthRequest, err
 		}
 		return nil, err
 	}
+	if !s.now().Before(a.CreatedAt.Add(AuthRequestTTL)) {
+		return nil, notFound{"auth request"}
+	}
 	return &a, nil
 }
 
@@ -177,6 +180,38 @@ func (s *Storage) SaveAuthRequest(ctx context.Context, a *AuthRequest) error {
 		return notFound{"auth request"}
 	}
 	return s.putJSON(ctx, keyAuthRequest+a.ID, a, ttl)
+}
+
+// UpdateAuthRequest changes a flow by one atomic read-modify-write: fn
+// gets the current request and changes it in place, or returns an error to
+// write nothing. fn may run more than once under contention. The request
+// keeps its original deadline.
+func (s *Storage) UpdateAuthRequest(ctx context.Context, id string, fn func(a *AuthRequest) error) (*AuthRequest, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, notFound{"auth request"}
+	}
+	var out *AuthRequest
+	err := s.Ephemeral.Update(ctx, keyAuthRequest+id, AuthRequestTTL, func(old []byte) ([]byte, error) {
+		if old == nil {
+			return nil, notFound{"auth request"}
+		}
+		var a AuthRequest
+		if err := json.Unmarshal(old, &a); err != nil {
+			return nil, err
+		}
+		if !s.now().Before(a.CreatedAt.Add(AuthRequestTTL)) {
+			return nil, notFound{"auth request"}
+		}
+		if err := fn(&a); err != nil {
+			return nil, err
+		}
+		out = &a
+		return json.Marshal(&a)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func (s *Storage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {

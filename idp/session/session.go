@@ -127,19 +127,35 @@ func (m *Manager) Load(r *http.Request) (*Session, error) {
 	return &s, nil
 }
 
-// Start ends the browser's current session, if any, and starts s under a
-// new cookie value: the session id rotates at every sign-in.
+// NewID returns a new public session id.
+func NewID() string { return random()[:22] }
+
+// Start ends the browser's current session, if any, and saves s under a
+// new cookie value: the cookie rotates at every sign-in step. A new
+// session (no ID) gets an id and ends TTL from now; a session continued
+// (a step-up) keeps its id, creation and absolute end.
 func (m *Manager) Start(w http.ResponseWriter, r *http.Request, s Session) (*Session, error) {
 	m.end(r)
 	now := m.now()
-	s.ID = random()[:22]
-	s.CreatedAt, s.LastSeenAt = now, now
-	s.ExpiresAt = now.Add(m.TTL)
+	if s.ID == "" {
+		s.ID = NewID()
+	}
+	if s.CreatedAt.IsZero() {
+		s.CreatedAt = now
+	}
+	if s.ExpiresAt.IsZero() {
+		s.ExpiresAt = now.Add(m.TTL)
+	}
+	s.LastSeenAt = now
+	if !now.Before(s.ExpiresAt) {
+		m.setCookie(w, sessionCookie, "", -1)
+		return nil, ErrNoSession
+	}
 	value := random()
 	if err := m.put(r.Context(), Hash(value), &s); err != nil {
 		return nil, err
 	}
-	m.setCookie(w, sessionCookie, value, int(m.TTL.Seconds()))
+	m.setCookie(w, sessionCookie, value, int(s.ExpiresAt.Sub(now).Seconds()))
 	return &s, nil
 }
 

@@ -1,0 +1,12 @@
+// Package flow is the one owner of a sign-in. It decides every step after
+// the authorization request: whether the browser's session answers it,
+// when a second factor is needed again (step-up), the MFA gate (enroll or
+// challenge), how wrong codes void a challenge, and the end: the session
+// starts or continues and the browser goes to op.AuthCallbackURL, called
+// here only, behind the callback guard.
+//
+// Pages (idp/login, idp/mfa, idp/account) report to it — "password ok",
+// "factor verified", "wrong code" — and never call one another. The
+// flow's state lives in the auth request (oidcstore.Flow) and changes only
+// by atomic updates.
+package flow

@@ -1,0 +1,130 @@
+package flow
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/sesame-idp/sesame/idp/oidcstore"
+	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/idp/web"
+)
+
+// Wrong codes are counted per user and browser (and network, in a step-up,
+// which has no password to fall back on), across reloads and new auth
+// requests: only the password, or a right code, starts a new count. The
+// count is one record changed by atomic updates; an attempt is counted
+// before its code is checked, so concurrent submissions cannot check more
+// than MaxFailures codes.
+
+type failures struct {
+	// Attempts since the last success or password; Wrong of them failed.
+	Attempts int `json:"attempts"`
+	Wrong    int `json:"wrong"`
+}
+
+// failuresKey names the count (a hash: the browser hash is a secret's).
+func failuresKey(userID, browser, network string) string {
+	sum := sha256.Sum256([]byte(userID + "\x00" + browser + "\x00" + network))
+	return "mfafail:" + base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// stepUpNetwork is the network that scopes a step-up's count ("" for a
+// flow with a password).
+func (f *Flow) stepUpNetwork(r *http.Request, st *State) string {
+	if st.A.Flow.StepUp {
+		return f.network(r)
+	}
+	return ""
+}
+
+func (f *Flow) changeFailures(r *http.Request, key string, fn func(c *failures)) (failures, error) {
+	var out failures
+	err := f.Sessions.Ephemeral.Update(r.Context(), key, f.Sessions.TTL, func(old []byte) ([]byte, error) {
+		var c failures
+		if old != nil {
+			if err := json.Unmarshal(old, &c); err != nil {
+				return nil, err
+			}
+		}
+		fn(&c)
+		out = c
+		return json.Marshal(c)
+	})
+	if err != nil {
+		return failures{}, web.Unavailable(err)
+	}
+	return out, nil
+}
+
+// clearFailures forgets the user's wrong codes in this browser on the
+// given networks ("" for a flow with a password).
+func (f *Flow) clearFailures(r *http.Request, userID, browser string, networks ...string) error {
+	for _, n := range networks {
+		if err := f.Sessions.Ephemeral.Delete(r.Context(), failuresKey(userID, browser, n)); err != nil {
+			return web.Unavailable(err)
+		}
+	}
+	return nil
+}
+
+// Attempt counts one code attempt before its code is checked. Past
+// MaxFailures the challenge is void: the answer sends the browser back to
+// the password.
+func (f *Flow) Attempt(w http.ResponseWriter, r *http.Request, st *State) error {
+	key := failuresKey(st.User.ID, st.A.Flow.Browser, f.stepUpNetwork(r, st))
+	c, err := f.changeFailures(r, key, func(c *failures) { c.Attempts++ })
+	if err != nil {
+		return err
+	}
+	if c.Attempts > f.maxFailures() {
+		return f.void(w, r, st)
+	}
+	return nil
+}
+
+// Failed is a factor's report of a wrong code (after Attempt). It returns
+// nil when the page may ask again; at the MaxFailures-th wrong code the
+// challenge is void and the answer sends the browser to the password.
+func (f *Flow) Failed(w http.ResponseWriter, r *http.Request, st *State, method string) error {
+	key := failuresKey(st.User.ID, st.A.Flow.Browser, f.stepUpNetwork(r, st))
+	c, err := f.changeFailures(r, key, func(c *failures) {
+		c.Wrong++
+		// The count of attempts never falls below the wrong ones.
+		c.Attempts = max(c.Attempts, c.Wrong)
+	})
+	if err != nil {
+		return err
+	}
+	f.audit(r, store.AuditEvent{Type: "mfa.failed", UserID: st.User.ID, ClientID: st.A.ClientID,
+		Details: map[string]string{"method": method, "failures": strconv.Itoa(c.Wrong)}})
+	if c.Wrong < f.maxFailures() {
+		return nil
+	}
+	if c.Wrong == f.maxFailures() {
+		f.audit(r, store.AuditEvent{Type: "mfa.challenge_voided", UserID: st.User.ID, ClientID: st.A.ClientID})
+	}
+	return f.void(w, r, st)
+}
+
+// void ends a challenge: the flow goes back to the password, and a
+// step-up's browser session ends (there is no password in its flow).
+func (f *Flow) void(w http.ResponseWriter, r *http.Request, st *State) error {
+	if st.A.Flow.StepUp {
+		f.Sessions.End(w, r)
+	}
+	browser := st.A.Flow.Browser
+	a, err := f.update(r.Context(), st.A.ID, func(a *oidcstore.AuthRequest) error {
+		if a.Flow.Done {
+			return errFlowMoved
+		}
+		a.Flow = oidcstore.Flow{Browser: browser, Notice: "error.challenge_void"}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return f.toPassword(a)
+}

@@ -1,0 +1,259 @@
+package mfa
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sesame-idp/sesame/idp/flow"
+	"github.com/sesame-idp/sesame/idp/notify"
+	"github.com/sesame-idp/sesame/idp/regulate"
+	"github.com/sesame-idp/sesame/idp/seal"
+	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/idp/users"
+	"github.com/sesame-idp/sesame/idp/web"
+	"github.com/sesame-idp/sesame/templates"
+)
+
+// Handler serves the enrollment and challenge pages. It reports what the
+// user proved to the flow, which decides the next step.
+type Handler struct {
+	Flow      *flow.Flow
+	Web       *web.Kit
+	Store     store.Store
+	Sealer    *seal.Sealer
+	Regulator *regulate.Regulator
+	TOTP      TOTP
+	Recovery  Recovery
+	// Issuer is the name shown in authenticator apps ("Sésame").
+	Issuer     string
+	SupportURL string
+	Logger     *slog.Logger
+	Now        func() time.Time
+	Audit      func(ctx context.Context, e store.AuditEvent)
+	// Notify wakes the outbox worker after an email was queued.
+	Notify func()
+}
+
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// factors are those offered at the challenge, in order.
+func (h *Handler) factors() []Factor { return []Factor{h.TOTP, h.Recovery} }
+
+func (h *Handler) factor(method string) Factor {
+	for _, f := range h.factors() {
+		if f.Method() == method {
+			return f
+		}
+	}
+	return nil
+}
+
+// Routes mounts the pages.
+func (h *Handler) Routes(mux *http.ServeMux) {
+	mux.Handle("GET /mfa/setup", h.Web.Handle(h.setup))
+	mux.Handle("GET /mfa/totp", h.Web.Handle(h.totpSetup))
+	mux.Handle("GET /mfa/totp/print", h.Web.Handle(h.totpPrint))
+	mux.Handle("GET /mfa/totp/confirm", h.Web.Handle(h.totpConfirmPage))
+	mux.Handle("POST /mfa/totp/confirm", h.Web.Handle(h.totpConfirm))
+	mux.Handle("GET /mfa/challenge", h.Web.Handle(h.challengePage))
+	mux.Handle("POST /mfa/challenge", h.Web.Handle(h.challenge))
+	mux.Handle("POST /mfa/recovery/regenerate", h.Web.Handle(h.regenerateInFlow))
+	mux.Handle("POST /mfa/continue", h.Web.Handle(h.continueFlow))
+}
+
+// ---- the method choice ----
+
+func (h *Handler) setup(w http.ResponseWriter, r *http.Request) error {
+	st, err := h.Flow.Load(w, r, flow.StepEnroll, flow.StepVerified)
+	if err != nil {
+		return err
+	}
+	return h.Web.Templates.MFASetup(w, http.StatusOK, templates.MFASetupPage{
+		Base:       h.Web.Base(w, r, st.Lang),
+		TOTPURL:    h.Flow.URL("/mfa/totp", st.A),
+		Continuing: st.Step() == flow.StepVerified,
+	})
+}
+
+// ---- the challenge ----
+
+func (h *Handler) challengePage(w http.ResponseWriter, r *http.Request) error {
+	st, err := h.Flow.Load(w, r, flow.StepChallenge)
+	if err != nil {
+		return err
+	}
+	return h.renderChallenge(w, r, st, http.StatusOK, r.URL.Query().Get("method"), "")
+}
+
+func (h *Handler) renderChallenge(w http.ResponseWriter, r *http.Request, st *flow.State, status int, method, errKey string) error {
+	var methods []string
+	for _, f := range h.factors() {
+		ok, err := f.Enrolled(r.Context(), st.User)
+		if err != nil {
+			return web.Unavailable(err)
+		}
+		if ok {
+			methods = append(methods, f.Method())
+		}
+	}
+	if !slices.Contains(methods, method) && len(methods) > 0 {
+		method = methods[0]
+	}
+	var links []templates.MethodLink
+	for _, m := range methods {
+		if m != method {
+			links = append(links, templates.MethodLink{Method: m, URL: h.Flow.URL(flow.PathChallenge, st.A, "method", m)})
+		}
+	}
+	remaining, err := h.Recovery.Remaining(r.Context(), st.User.ID)
+	if err != nil {
+		return web.Unavailable(err)
+	}
+	b := h.Web.Base(w, r, st.Lang)
+	b.Error = errKey
+	action := h.Flow.URL(flow.PathChallenge, st.A)
+	if r.FormValue("then") == "add" {
+		// "Add a second method": verify a code first, then set it up.
+		action = h.Flow.URL(flow.PathChallenge, st.A, "then", "add")
+	}
+	return h.Web.Templates.MFAChallenge(w, status, templates.MFAChallengePage{
+		Base:              b,
+		Action:            action,
+		Method:            method,
+		Methods:           links,
+		AddMethodURL:      h.Flow.URL(flow.PathChallenge, st.A, "then", "add", "method", method),
+		RemainingRecovery: remaining,
+	})
+}
+
+// attempt applies the per-account and per-address limits on codes.
+func (h *Handler) attempt(r *http.Request, st *flow.State) error {
+	ok, err := h.Regulator.Attempt(r.Context(), regulate.Code, st.User.ID, h.Flow.Networks.ClientIP(r).String())
+	if err != nil {
+		return web.Unavailable(err)
+	}
+	if !ok {
+		h.audit(r, store.AuditEvent{Type: "mfa.throttled", UserID: st.User.ID, ClientID: st.A.ClientID})
+		return &web.PublicError{Status: http.StatusTooManyRequests, Lang: st.Lang, Key: "error.throttled"}
+	}
+	return nil
+}
+
+func (h *Handler) challenge(w http.ResponseWriter, r *http.Request) error {
+	if err := h.Web.CheckPost(w, r); err != nil {
+		return err
+	}
+	st, err := h.Flow.Load(w, r, flow.StepChallenge)
+	if err != nil {
+		return err
+	}
+	method := r.PostFormValue("method")
+	code := r.PostFormValue("code")
+	if method == "recovery" || users.LooksLikeRecoveryCode(code) {
+		method = h.Recovery.Method()
+	}
+	f := h.factor(method)
+	if f == nil {
+		return h.renderChallenge(w, r, st, http.StatusBadRequest, "", "error.code_invalid")
+	}
+	if err := h.attempt(r, st); err != nil {
+		return err
+	}
+	if err := h.Flow.Attempt(w, r, st); err != nil {
+		return err
+	}
+	if f.Method() == h.Recovery.Method() {
+		return h.useRecovery(w, r, st, code)
+	}
+	cred, err := f.Verify(r.Context(), st.User, code, h.now())
+	if errors.Is(err, ErrCodeInvalid) {
+		if err := h.Flow.Failed(w, r, st, method); err != nil {
+			return err
+		}
+		return h.renderChallenge(w, r, st, http.StatusUnprocessableEntity, method, "error.code_invalid")
+	}
+	if err != nil {
+		return web.Unavailable(err)
+	}
+	h.audit(r, store.AuditEvent{Type: "mfa.verified", ActorID: st.User.ID, UserID: st.User.ID, ClientID: st.A.ClientID,
+		Details: map[string]string{"method": method, "credential_id": cred.ID}})
+	h.Regulator.Reset(r.Context(), regulate.Code, st.User.ID)
+	if err := h.Flow.Verified(r, st, f.AMR(), flow.StepVerified); err != nil {
+		return err
+	}
+	if r.FormValue("then") == "add" {
+		http.Redirect(w, r, h.Flow.URL(flow.PathSetup, st.A), http.StatusSeeOther)
+		return nil
+	}
+	return h.Flow.Continue(w, r, st)
+}
+
+func (h *Handler) continueFlow(w http.ResponseWriter, r *http.Request) error {
+	if err := h.Web.CheckPost(w, r); err != nil {
+		return err
+	}
+	st, err := h.Flow.Load(w, r, flow.StepVerified)
+	if err != nil {
+		return err
+	}
+	return h.Flow.Continue(w, r, st)
+}
+
+// ---- helpers ----
+
+func (h *Handler) audit(r *http.Request, e store.AuditEvent) {
+	if h.Audit != nil {
+		h.Audit(r.Context(), h.Flow.Event(r, e))
+	}
+}
+
+// email queues a templated email to u in tx.
+func (h *Handler) email(ctx context.Context, tx store.Tx, u store.User, key, name string, data any) error {
+	if u.Email == "" {
+		return nil
+	}
+	lang := emailLang(u)
+	subject, text, html, err := h.Web.Templates.Email(lang, name, data)
+	if err != nil {
+		return err
+	}
+	return notify.EnqueueEmail(ctx, tx, key, notify.Email{To: u.Email, Subject: subject, Text: text, HTML: html, Lang: lang}, h.now())
+}
+
+func (h *Handler) poke() {
+	if h.Notify != nil {
+		h.Notify()
+	}
+}
+
+func emailLang(u store.User) string {
+	if strings.HasPrefix(u.Locale, "en") {
+		return "en"
+	}
+	return "fr"
+}
+
+var montreal = func() *time.Location {
+	if loc, err := time.LoadLocation("America/Montreal"); err == nil {
+		return loc
+	}
+	return time.FixedZone("EST", -5*3600)
+}()
+
+func formatWhen(t time.Time, lang string) string {
+	t = t.In(montreal)
+	if lang == "en" {
+		return t.Format("January 2, 2006 at 3:04 pm MST")
+	}
+	return t.Format("2006-01-02 à 15 h 04 (MST)")
+}
