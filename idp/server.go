@@ -31,6 +31,7 @@ import (
 	"github.com/sesame-idp/sesame/idp/seal"
 	"github.com/sesame-idp/sesame/idp/session"
 	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/idp/users"
 	"github.com/sesame-idp/sesame/templates"
 )
 
@@ -48,7 +49,7 @@ type Server struct {
 	Ephemeral ephemeral.Store
 	Keys      *oidcstore.Keys
 	Templates *templates.Engine
-	Passwords login.Passwords
+	Passwords users.Passwords
 	// Sealer seals TOTP secrets.
 	Sealer *seal.Sealer
 	// TOTPIssuer is the name authenticator apps show ("Sésame").

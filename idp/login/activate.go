@@ -12,6 +12,7 @@ import (
 
 	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/idp/users"
 	"github.com/sesame-idp/sesame/templates"
 )
 
@@ -53,7 +54,7 @@ func (h *Handler) renderActivate(w http.ResponseWriter, r *http.Request, lang st
 	// Never let the token leak through the Referer of anything on the page.
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	_ = h.Templates.Activate(w, status, templates.ActivatePage{
-		Base: b, Action: h.path("/activate"), Token: token, MinLength: MinPasswordLen,
+		Base: b, Action: h.path("/activate"), Token: token, MinLength: users.MinPasswordLen,
 	})
 }
 
@@ -77,7 +78,7 @@ func (h *Handler) postActivate(w http.ResponseWriter, r *http.Request) {
 	}
 	// The username is only known once the token is consumed; the policy's
 	// username check runs inside the transaction.
-	if err := CheckPasswordPolicy(pw, ""); err != nil {
+	if err := users.CheckPasswordPolicy(pw, ""); err != nil {
 		h.renderActivate(w, r, lang, http.StatusBadRequest, token, policyKey(err))
 		return
 	}
@@ -96,7 +97,7 @@ func (h *Handler) postActivate(w http.ResponseWriter, r *http.Request) {
 		if u, err = tx.GetUser(r.Context(), t.UserID); err != nil {
 			return err
 		}
-		if policyErr = CheckPasswordPolicy(pw, u.Username); policyErr != nil {
+		if policyErr = users.CheckPasswordPolicy(pw, u.Username); policyErr != nil {
 			return policyErr // rolls back: the link stays usable
 		}
 		if u.Status != store.StatusPendingActivation && u.Status != store.StatusActive {
@@ -134,9 +135,9 @@ func (h *Handler) postActivate(w http.ResponseWriter, r *http.Request) {
 
 func policyKey(err error) string {
 	switch {
-	case errors.Is(err, ErrPasswordTooShort):
+	case errors.Is(err, users.ErrPasswordTooShort):
 		return "error.password_short"
-	case errors.Is(err, ErrPasswordTooLong):
+	case errors.Is(err, users.ErrPasswordTooLong):
 		return "error.password_long"
 	default:
 		return "error.password_common"

@@ -17,6 +17,7 @@ import (
 	"github.com/sesame-idp/sesame/idp/regulate"
 	"github.com/sesame-idp/sesame/idp/session"
 	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/idp/users"
 	"github.com/sesame-idp/sesame/templates"
 )
 
@@ -35,7 +36,7 @@ type Handler struct {
 	Sessions  *session.Manager
 	Networks  session.Networks
 	Templates *templates.Engine
-	Passwords Passwords
+	Passwords users.Passwords
 	// HashSlots bounds concurrent password hashing (19 MiB each with the
 	// OWASP parameters); nil means no bound.
 	HashSlots chan struct{}

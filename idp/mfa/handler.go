@@ -22,6 +22,7 @@ import (
 	"github.com/sesame-idp/sesame/idp/regulate"
 	"github.com/sesame-idp/sesame/idp/seal"
 	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/idp/users"
 	"github.com/sesame-idp/sesame/templates"
 )
 
@@ -68,7 +69,7 @@ func (f TOTP) Verify(ctx context.Context, u store.User, code string, now time.Ti
 		if c.VerifiedAt.IsZero() {
 			continue
 		}
-		secret, err := OpenSecret(f.Sealer, c)
+		secret, err := users.OpenSecret(f.Sealer, c)
 		if err != nil {
 			return store.Credential{}, fmt.Errorf("open totp secret of %s: %w", c.ID, err)
 		}
@@ -246,7 +247,7 @@ func (h *Handler) pending(r *http.Request, a *oidcstore.AuthRequest, fresh bool)
 		a.Flow.Pending = map[string]string{}
 	}
 	if a.Flow.Pending["totp"] == "" {
-		a.Flow.Pending["totp"] = EncodeSecret(NewTOTPSecret())
+		a.Flow.Pending["totp"] = users.EncodeSecret(users.NewTOTPSecret())
 		if a.Flow.Step == stepEnroll {
 			a.Flow.Pending["recovery"] = strings.Join(NewRecoveryCodes(), " ")
 		}
@@ -254,7 +255,7 @@ func (h *Handler) pending(r *http.Request, a *oidcstore.AuthRequest, fresh bool)
 			return nil, nil, err
 		}
 	}
-	secret, err := ParseSecret(a.Flow.Pending["totp"])
+	secret, err := users.ParseSecret(a.Flow.Pending["totp"])
 	if err != nil {
 		return nil, nil, err
 	}
@@ -281,7 +282,7 @@ func (h *Handler) totpSetup(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	b32 := EncodeSecret(secret)
+	b32 := users.EncodeSecret(secret)
 	_ = h.Templates.TOTPSetup(w, http.StatusOK, templates.TOTPSetupPage{
 		Base:         h.Login.Base(w, r, lang),
 		QRDataURI:    qr,
@@ -310,7 +311,7 @@ func (h *Handler) totpPrint(w http.ResponseWriter, r *http.Request) {
 	_ = h.Templates.TOTPPrint(w, http.StatusOK, templates.TOTPPrintPage{
 		Base:          h.Login.Base(w, r, lang),
 		QRDataURI:     qr,
-		SecretGroups:  GroupSecret(EncodeSecret(secret)),
+		SecretGroups:  GroupSecret(users.EncodeSecret(secret)),
 		RecoveryCodes: codes,
 		Username:      u.Username,
 		Issuer:        h.Issuer,
@@ -385,7 +386,7 @@ func (h *Handler) totpConfirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := h.now()
-	cred := NewTOTPCredential(h.Sealer, u.ID, device, secret, now, now)
+	cred := users.NewTOTPCredential(h.Sealer, u.ID, device, secret, now, now)
 	cred.TOTPLastStep, cred.LastUsedAt = step, now
 	err = h.Store.InTx(r.Context(), func(tx store.Tx) error {
 		if a.Flow.Step == stepEnroll {

@@ -14,6 +14,16 @@ import (
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/hotp"
+
+	"github.com/sesame-idp/sesame/idp/users"
+)
+
+// TOTP parameters (RFC 6238): SHA-1, 6 digits, 30-second steps, one step
+// of drift either way.
+const (
+	TOTPPeriod = 30
+	TOTPDigits = 6
+	TOTPSkew   = 1
 )
 
 // ErrCodeInvalid: the code matches no accepted time step (or recovery
@@ -28,7 +38,7 @@ func TOTPStep(t time.Time) int64 { return t.Unix() / TOTPPeriod }
 // TOTPCode computes the code of a step (tests, benchmarks and the print
 // sheet never show it; the server only compares).
 func TOTPCode(secret []byte, step int64) string {
-	code, _ := hotp.GenerateCodeCustom(EncodeSecret(secret), uint64(step), hotpOpts)
+	code, _ := hotp.GenerateCodeCustom(users.EncodeSecret(secret), uint64(step), hotpOpts)
 	return code
 }
 
@@ -60,7 +70,7 @@ func NormalizeCode(code string) string {
 // otpauth://totp/Issuer:username?secret=…&issuer=Issuer.
 func OTPAuthURL(issuer, username string, secret []byte) string {
 	q := url.Values{}
-	q.Set("secret", EncodeSecret(secret))
+	q.Set("secret", users.EncodeSecret(secret))
 	q.Set("issuer", issuer)
 	q.Set("algorithm", "SHA1")
 	q.Set("digits", fmt.Sprint(TOTPDigits))
