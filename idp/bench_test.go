@@ -16,8 +16,8 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
-	"github.com/sesame-idp/sesame/idp/login"
 	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/idp/users"
 )
 
 // The benchmarks drive the real server in process, on each backend, and
@@ -268,12 +268,12 @@ func BenchmarkFullFlow(b *testing.B) {
 }
 
 // BenchmarkFullFlowOWASP is BenchmarkFullFlow with
-// login.DefaultPasswordParams (argon2id, 19 MiB, 2 passes).
+// users.DefaultPasswordParams (argon2id, 19 MiB, 2 passes).
 func BenchmarkFullFlowOWASP(b *testing.B) {
 	benchEachBackend(b, func(b *testing.B, env *testEnv) {
 		// Server.Handler copied Passwords into the login handler: set both,
 		// before the user's password is hashed.
-		env.srv.Passwords = login.Passwords{Params: login.DefaultPasswordParams()}
+		env.srv.Passwords = users.Passwords{Params: users.DefaultPasswordParams()}
 		env.srv.Login.Passwords = env.srv.Passwords
 		benchFullFlow(b, env)
 	})

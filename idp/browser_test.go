@@ -28,6 +28,7 @@ import (
 	"github.com/sesame-idp/sesame/idp/mfa"
 	"github.com/sesame-idp/sesame/idp/notify"
 	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/idp/users"
 	"github.com/sesame-idp/sesame/internal/testenv"
 )
 
@@ -232,7 +233,7 @@ func demoSignInToTOTPSetup(t *testing.T, ctx context.Context, env *testEnv, user
 		chromedp.WaitVisible(chromedp.CSS("img#totp-qr")),
 	)
 	attr := get(t, ctx, "read the key", chromedp.AttributeValue(chromedp.ID("totp-secret"), "data-secret"))
-	secret, err := mfa.ParseSecret(attr.Value)
+	secret, err := users.ParseSecret(attr.Value)
 	if !attr.Exists || err != nil {
 		t.Fatalf("#totp-secret data-secret %q: %v", attr.Value, err)
 	}
@@ -405,7 +406,7 @@ func TestBrowserPrintSheetPDF(t *testing.T) {
 		t.Errorf("%d .recovery-code on the print sheet, want 5: %q", len(printed), printed)
 	}
 	sheetKey := get(t, tab, "printed key", chromedp.Text(chromedp.CSS(".sheet-key code.secret")))
-	if strings.ReplaceAll(sheetKey, " ", "") != mfa.EncodeSecret(setup.secret) {
+	if strings.ReplaceAll(sheetKey, " ", "") != users.EncodeSecret(setup.secret) {
 		t.Errorf("printed key %q is not the key of the set-up page", sheetKey)
 	}
 	screenshot(t, tab, dir, "print-sheet.png")
@@ -471,8 +472,8 @@ func TestBrowserRecoveryCodesPrintSheet(t *testing.T) {
 	}
 	key := get(t, tab, "printed key", chromedp.Evaluate[string](
 		`(document.querySelector('.sheet-key code.secret') || {}).textContent || ""`))
-	if strings.ReplaceAll(key, " ", "") != mfa.EncodeSecret(setup.secret) {
-		t.Errorf("print sheet key %q, want the enrolled key %q", key, mfa.EncodeSecret(setup.secret))
+	if strings.ReplaceAll(key, " ", "") != users.EncodeSecret(setup.secret) {
+		t.Errorf("print sheet key %q, want the enrolled key %q", key, users.EncodeSecret(setup.secret))
 	}
 }
 

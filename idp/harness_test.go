@@ -27,11 +27,11 @@ import (
 	"github.com/sesame-idp/sesame/idp/ephemeral"
 	"github.com/sesame-idp/sesame/idp/ephemeral/memory"
 	eredis "github.com/sesame-idp/sesame/idp/ephemeral/redis"
-	"github.com/sesame-idp/sesame/idp/login"
 	"github.com/sesame-idp/sesame/idp/mfa"
 	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/idp/seal"
 	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/idp/users"
 	"github.com/sesame-idp/sesame/internal/testenv"
 	"github.com/sesame-idp/sesame/internal/teststore"
 	"github.com/sesame-idp/sesame/templates"
@@ -127,8 +127,8 @@ func newTestEnv(t testing.TB, b backend) *testEnv {
 		Ephemeral: eph,
 		Keys:      keys,
 		Templates: sharedTemplates,
-		// Cheap hashing keeps the tests fast; the parameters are tested in login.
-		Passwords: login.Passwords{Params: login.PasswordParams{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}},
+		// Cheap hashing keeps the tests fast; the parameters are tested in users.
+		Passwords: users.Passwords{Params: users.PasswordParams{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}},
 		Demo:      true,
 		Logger:    logger,
 		Registry:  prometheus.NewRegistry(),
@@ -201,9 +201,9 @@ func (e *testEnv) newRP(mod func(c *store.Client)) *rp {
 // already enrolled (as `sesame user create --totp-secret` does).
 func (e *testEnv) user(username, password string) store.User {
 	u := e.passwordOnlyUser(username, password)
-	secret := mfa.NewTOTPSecret()
+	secret := users.NewTOTPSecret()
 	now := time.Now().UTC()
-	c := mfa.NewTOTPCredential(e.sealer, u.ID, "Test phone", secret, now, now)
+	c := users.NewTOTPCredential(e.sealer, u.ID, "Test phone", secret, now, now)
 	if err := e.store.CreateCredential(context.Background(), c); err != nil {
 		e.t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/sesame-idp/sesame/idp/mfa"
 	"github.com/sesame-idp/sesame/idp/session"
 	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/idp/users"
 )
 
 var recoveryCodeRE = regexp.MustCompile(`class="recovery-code"[^>]*>\s*(?:<code>)?([A-Z0-9-]{19})`)
@@ -618,7 +619,7 @@ func TestConcurrentEnrollmentConfirmationsOneWins(t *testing.T) {
 		p, _, _ := r.authorize(b)
 		p = submitLogin(t, b, p, "nadia", pw)
 		setup := b.get(p.link(t, "/mfa/totp?"))
-		secret, err := mfa.ParseSecret(dataSecretRE.FindStringSubmatch(setup.body)[1])
+		secret, err := users.ParseSecret(dataSecretRE.FindStringSubmatch(setup.body)[1])
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,8 +15,8 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
-	"github.com/sesame-idp/sesame/idp/mfa"
 	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/idp/users"
 )
 
 const pw = "correct horse battery staple"
@@ -572,7 +572,7 @@ func enrollTOTP(t testing.TB, env *testEnv, b *browser, p page, username, device
 	if m == nil {
 		t.Fatalf("no key on %s", p.url)
 	}
-	secret, err := mfa.ParseSecret(m[1])
+	secret, err := users.ParseSecret(m[1])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/sesame-idp/sesame/idp/login"
 	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/idp/users"
 )
 
 // openForCommand loads the configuration, opens the stores and applies
@@ -469,7 +470,7 @@ func (in *userInput) validate() error {
 	if err := validLocale(in.Locale); err != nil {
 		return err
 	}
-	if err := login.CheckPasswordPolicy(in.Password, store.FoldUsername(in.Username)); err != nil {
+	if err := users.CheckPasswordPolicy(in.Password, store.FoldUsername(in.Username)); err != nil {
 		return usagef("--password: %s", policyText(err))
 	}
 	return validTOTPSecret(in.TOTPSecret)
@@ -477,9 +478,9 @@ func (in *userInput) validate() error {
 
 func policyText(err error) string {
 	switch {
-	case errors.Is(err, login.ErrPasswordTooShort):
-		return fmt.Sprintf("at least %d characters are required", login.MinPasswordLen)
-	case errors.Is(err, login.ErrPasswordTooLong):
+	case errors.Is(err, users.ErrPasswordTooShort):
+		return fmt.Sprintf("at least %d characters are required", users.MinPasswordLen)
+	case errors.Is(err, users.ErrPasswordTooLong):
 		return "too long"
 	default:
 		return "too common or too close to the username; choose another (a passphrase is fine)"
@@ -489,7 +490,7 @@ func policyText(err error) string {
 // createUsers hashes the passwords and creates every user in one
 // transaction: all or nothing.
 func (a *app) createUsers(ctx context.Context, ins []userInput) ([]string, error) {
-	pw := login.Passwords{Params: login.DefaultPasswordParams()}
+	pw := users.Passwords{Params: users.DefaultPasswordParams()}
 	users := make([]store.User, len(ins))
 	hashes := make([]string, len(ins))
 	for i, in := range ins {

@@ -11,9 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sesame-idp/sesame/idp"
-	"github.com/sesame-idp/sesame/idp/login"
 	"github.com/sesame-idp/sesame/idp/notify"
 	"github.com/sesame-idp/sesame/idp/oidcstore"
+	"github.com/sesame-idp/sesame/idp/users"
 	"github.com/sesame-idp/sesame/templates"
 )
 
@@ -52,7 +52,7 @@ func (a *app) server(ctx context.Context, reg *prometheus.Registry) (*idp.Server
 		Ephemeral:      a.ephemeral,
 		Keys:           a.keys,
 		Templates:      tpl,
-		Passwords:      login.Passwords{Params: login.DefaultPasswordParams()},
+		Passwords:      users.Passwords{Params: users.DefaultPasswordParams()},
 		Sealer:         a.sealer,
 		CryptoKey:      a.derivedKey("sesame/oidc-crypto"),
 		TrustedProxies: proxies,

@@ -5,15 +5,15 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/sesame-idp/sesame/idp/mfa"
 	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/idp/users"
 )
 
 func validTOTPSecret(s string) error {
 	if s == "" {
 		return nil
 	}
-	if _, err := mfa.ParseSecret(s); err != nil {
+	if _, err := users.ParseSecret(s); err != nil {
 		return usagef("--totp-secret: %v", err)
 	}
 	return nil
@@ -25,11 +25,11 @@ func (a *app) importTOTP(ctx context.Context, tx store.Tx, u store.User, secret 
 	if secret == "" {
 		return nil
 	}
-	raw, err := mfa.ParseSecret(secret)
+	raw, err := users.ParseSecret(secret)
 	if err != nil {
 		return err
 	}
-	c := mfa.NewTOTPCredential(a.sealer, u.ID, "Imported authenticator", raw, now(), now())
+	c := users.NewTOTPCredential(a.sealer, u.ID, "Imported authenticator", raw, now(), now())
 	if err := tx.CreateCredential(ctx, c); err != nil {
 		return err
 	}

@@ -38,13 +38,20 @@ func Client(issuer string, now time.Time) store.Client {
 	}
 }
 
+// Users is what the page needs of idp/users.
+type Users interface {
+	// RemoveSecondFactor removes a method of the user unless it is the
+	// last one (users.ErrLastMethod), atomically.
+	RemoveSecondFactor(ctx context.Context, userID, credentialID string, event store.AuditEvent) (store.Credential, error)
+}
+
 // Handler serves the Security page.
 type Handler struct {
 	Flow    *flow.Flow
 	Web     *web.Kit
 	Store   store.Store
 	Storage *oidcstore.Storage
-	Users   *users.Service
+	Users   Users
 	Issuer  string
 	Logger  *slog.Logger
 	Now     func() time.Time

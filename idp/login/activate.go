@@ -10,6 +10,7 @@ import (
 
 	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/idp/users"
 	"github.com/sesame-idp/sesame/idp/web"
 	"github.com/sesame-idp/sesame/templates"
 )
@@ -55,7 +56,7 @@ func (h *Handler) renderActivate(w http.ResponseWriter, r *http.Request, lang st
 	// Never let the token leak through the Referer of anything on the page.
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	return h.Web.Templates.Activate(w, status, templates.ActivatePage{
-		Base: b, Action: h.Web.Path("/activate"), Token: token, MinLength: MinPasswordLen,
+		Base: b, Action: h.Web.Path("/activate"), Token: token, MinLength: users.MinPasswordLen,
 	})
 }
 
@@ -77,7 +78,7 @@ func (h *Handler) postActivate(w http.ResponseWriter, r *http.Request) error {
 	}
 	// The username is only known once the token is consumed; the policy's
 	// username check runs inside the transaction.
-	if err := CheckPasswordPolicy(pw, ""); err != nil {
+	if err := users.CheckPasswordPolicy(pw, ""); err != nil {
 		return h.renderActivate(w, r, lang, http.StatusBadRequest, token, policyKey(err))
 	}
 	phc, err := h.Passwords.Hash(pw)
@@ -94,7 +95,7 @@ func (h *Handler) postActivate(w http.ResponseWriter, r *http.Request) error {
 		if u, err = tx.GetUser(r.Context(), t.UserID); err != nil {
 			return err
 		}
-		if policyErr = CheckPasswordPolicy(pw, u.Username); policyErr != nil {
+		if policyErr = users.CheckPasswordPolicy(pw, u.Username); policyErr != nil {
 			return policyErr // rolls back: the link stays usable
 		}
 		if u.Status != store.StatusPendingActivation && u.Status != store.StatusActive {
@@ -126,9 +127,9 @@ func (h *Handler) postActivate(w http.ResponseWriter, r *http.Request) error {
 
 func policyKey(err error) string {
 	switch {
-	case errors.Is(err, ErrPasswordTooShort):
+	case errors.Is(err, users.ErrPasswordTooShort):
 		return "error.password_short"
-	case errors.Is(err, ErrPasswordTooLong):
+	case errors.Is(err, users.ErrPasswordTooLong):
 		return "error.password_long"
 	default:
 		return "error.password_common"

@@ -17,6 +17,7 @@ import (
 	"github.com/sesame-idp/sesame/idp/regulate"
 	"github.com/sesame-idp/sesame/idp/session"
 	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/idp/users"
 	"github.com/sesame-idp/sesame/idp/web"
 	"github.com/sesame-idp/sesame/templates"
 )
@@ -30,7 +31,7 @@ type Handler struct {
 	Storage   *oidcstore.Storage
 	Sessions  *session.Manager
 	Networks  session.Networks
-	Passwords Passwords
+	Passwords users.Passwords
 	// HashSlots bounds concurrent password hashing (19 MiB each with the
 	// OWASP parameters); nil means no bound.
 	HashSlots chan struct{}

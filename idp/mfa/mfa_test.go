@@ -19,6 +19,7 @@ import (
 	"github.com/sesame-idp/sesame/idp/mfa"
 	"github.com/sesame-idp/sesame/idp/seal"
 	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/idp/users"
 	"github.com/sesame-idp/sesame/internal/teststore"
 )
 
@@ -91,7 +92,7 @@ func TestTOTPRFC6238Vectors(t *testing.T) {
 		if step != tc.inStep {
 			t.Errorf("T=%d: step %d, want %d", tc.unix, step, tc.inStep)
 		}
-		eight, err := hotp.GenerateCodeCustom(mfa.EncodeSecret(secret), uint64(step), hotp.ValidateOpts{Digits: otp.DigitsEight, Algorithm: otp.AlgorithmSHA1})
+		eight, err := hotp.GenerateCodeCustom(users.EncodeSecret(secret), uint64(step), hotp.ValidateOpts{Digits: otp.DigitsEight, Algorithm: otp.AlgorithmSHA1})
 		if err != nil || eight != tc.eight {
 			t.Errorf("T=%d: 8 digits %q (%v), want %q", tc.unix, eight, err, tc.eight)
 		}
@@ -107,7 +108,7 @@ func TestTOTPRFC6238Vectors(t *testing.T) {
 func TestOTPAuthURL(t *testing.T) {
 	secret := []byte("12345678901234567890")
 	got := mfa.OTPAuthURL("Sésame", "sophie", secret)
-	want := "otpauth://totp/S%C3%A9same:sophie?algorithm=SHA1&digits=6&issuer=S%C3%A9same&period=30&secret=" + mfa.EncodeSecret(secret)
+	want := "otpauth://totp/S%C3%A9same:sophie?algorithm=SHA1&digits=6&issuer=S%C3%A9same&period=30&secret=" + users.EncodeSecret(secret)
 	if got != want {
 		t.Errorf("OTPAuthURL:\n got %s\nwant %s", got, want)
 	}
@@ -123,7 +124,7 @@ func TestOTPAuthURL(t *testing.T) {
 			if key.Type() != "totp" || key.Issuer() != "Sésame" || key.AccountName() != username {
 				t.Errorf("type %q, issuer %q, account %q", key.Type(), key.Issuer(), key.AccountName())
 			}
-			if key.Secret() != mfa.EncodeSecret(secret) || key.Period() != mfa.TOTPPeriod ||
+			if key.Secret() != users.EncodeSecret(secret) || key.Period() != mfa.TOTPPeriod ||
 				key.Digits() != otp.DigitsSix || key.Algorithm() != otp.AlgorithmSHA1 {
 				t.Errorf("secret %q, period %d, digits %v, algorithm %v", key.Secret(), key.Period(), key.Digits(), key.Algorithm())
 			}
@@ -159,13 +160,13 @@ func TestGroupSecret(t *testing.T) {
 			t.Errorf("GroupSecret(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
-	b32 := mfa.EncodeSecret(mfa.NewTOTPSecret())
+	b32 := users.EncodeSecret(users.NewTOTPSecret())
 	groups := mfa.GroupSecret(b32)
 	if len(b32) != 32 || len(groups) != 8 || strings.Join(groups, "") != b32 {
 		t.Errorf("160-bit key %q grouped as %q", b32, groups)
 	}
 	// The grouped key, typed with its spaces, is the same key.
-	if s, err := mfa.ParseSecret(strings.ToLower(strings.Join(groups, " "))); err != nil || mfa.EncodeSecret(s) != b32 {
+	if s, err := users.ParseSecret(strings.ToLower(strings.Join(groups, " "))); err != nil || users.EncodeSecret(s) != b32 {
 		t.Errorf("ParseSecret of the grouped key: %v", err)
 	}
 }
@@ -293,8 +294,8 @@ func newTOTPFixture(t testing.TB, st store.Store) *totpFixture {
 	if err := st.CreateUser(ctx, u); err != nil {
 		t.Fatal(err)
 	}
-	secret := mfa.NewTOTPSecret()
-	c := mfa.NewTOTPCredential(sealer, u.ID, "Phone", secret, fixedNow, fixedNow)
+	secret := users.NewTOTPSecret()
+	c := users.NewTOTPCredential(sealer, u.ID, "Phone", secret, fixedNow, fixedNow)
 	if err := st.CreateCredential(ctx, c); err != nil {
 		t.Fatal(err)
 	}
@@ -353,8 +354,8 @@ func TestTOTPVerifyReplay(t *testing.T) {
 func TestTOTPVerifyIgnoresUnconfirmedCredential(t *testing.T) {
 	st := stores[0].open(t)
 	fx := newTOTPFixture(t, st)
-	secret := mfa.NewTOTPSecret()
-	pending := mfa.NewTOTPCredential(fx.factor.Sealer, fx.user.ID, "Not confirmed", secret, fixedNow, time.Time{})
+	secret := users.NewTOTPSecret()
+	pending := users.NewTOTPCredential(fx.factor.Sealer, fx.user.ID, "Not confirmed", secret, fixedNow, time.Time{})
 	if err := st.CreateCredential(context.Background(), pending); err != nil {
 		t.Fatal(err)
 	}

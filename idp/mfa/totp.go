@@ -22,6 +22,14 @@ import (
 	"github.com/sesame-idp/sesame/idp/users"
 )
 
+// TOTP parameters (RFC 6238): SHA-1, 6 digits, 30-second steps, one step
+// of drift either way.
+const (
+	TOTPPeriod = 30
+	TOTPDigits = 6
+	TOTPSkew   = 1
+)
+
 // ErrCodeInvalid: the code matches no accepted time step (or recovery
 // code), or its step was already used.
 var ErrCodeInvalid = errors.New("mfa: code not valid")
@@ -34,7 +42,7 @@ func TOTPStep(t time.Time) int64 { return t.Unix() / TOTPPeriod }
 // TOTPCode computes the code of a step (tests, benchmarks and the print
 // sheet never show it; the server only compares).
 func TOTPCode(secret []byte, step int64) string {
-	code, _ := hotp.GenerateCodeCustom(EncodeSecret(secret), uint64(step), hotpOpts)
+	code, _ := hotp.GenerateCodeCustom(users.EncodeSecret(secret), uint64(step), hotpOpts)
 	return code
 }
 
@@ -61,7 +69,7 @@ func MatchTOTP(secret []byte, code string, now time.Time) (int64, bool) {
 // otpauth://totp/Issuer:username?secret=…&issuer=Issuer.
 func OTPAuthURL(issuer, username string, secret []byte) string {
 	q := url.Values{}
-	q.Set("secret", EncodeSecret(secret))
+	q.Set("secret", users.EncodeSecret(secret))
 	q.Set("issuer", issuer)
 	q.Set("algorithm", "SHA1")
 	q.Set("digits", fmt.Sprint(TOTPDigits))
@@ -134,7 +142,7 @@ func (f TOTP) Verify(ctx context.Context, u store.User, code string, now time.Ti
 		if c.VerifiedAt.IsZero() {
 			continue
 		}
-		secret, err := OpenSecret(f.Sealer, c)
+		secret, err := users.OpenSecret(f.Sealer, c)
 		if err != nil {
 			return store.Credential{}, fmt.Errorf("open totp secret of %s: %w", c.ID, err)
 		}

@@ -39,7 +39,7 @@ func (h *Handler) pending(r *http.Request, st *flow.State, fresh bool) ([]byte, 
 			if fl.Pending[pendingTOTP] != "" && !(fresh && fl.Pending[pendingEnrolled] != "") {
 				return nil // another request made it first
 			}
-			fl.Pending = map[string]string{pendingTOTP: EncodeSecret(NewTOTPSecret())}
+			fl.Pending = map[string]string{pendingTOTP: users.EncodeSecret(users.NewTOTPSecret())}
 			if flow.Step(fl.Step) == flow.StepEnroll {
 				fl.Pending[pendingRecovery] = strings.Join(users.NewRecoveryCodes(), " ")
 			}
@@ -50,7 +50,7 @@ func (h *Handler) pending(r *http.Request, st *flow.State, fresh bool) ([]byte, 
 		}
 		p = st.A.Flow.Pending
 	}
-	secret, err := ParseSecret(p[pendingTOTP])
+	secret, err := users.ParseSecret(p[pendingTOTP])
 	if err != nil {
 		return nil, nil, err
 	}
@@ -76,7 +76,7 @@ func (h *Handler) totpSetup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	b32 := EncodeSecret(secret)
+	b32 := users.EncodeSecret(secret)
 	return h.Web.Templates.TOTPSetup(w, http.StatusOK, templates.TOTPSetupPage{
 		Base:         h.Web.Base(w, r, st.Lang),
 		QRDataURI:    qr,
@@ -104,7 +104,7 @@ func (h *Handler) totpPrint(w http.ResponseWriter, r *http.Request) error {
 	return h.Web.Templates.TOTPPrint(w, http.StatusOK, templates.TOTPPrintPage{
 		Base:          h.Web.Base(w, r, st.Lang),
 		QRDataURI:     qr,
-		SecretGroups:  GroupSecret(EncodeSecret(secret)),
+		SecretGroups:  GroupSecret(users.EncodeSecret(secret)),
 		RecoveryCodes: codes,
 		Username:      st.User.Username,
 		Issuer:        h.Issuer,
@@ -176,7 +176,7 @@ func (h *Handler) totpConfirm(w http.ResponseWriter, r *http.Request) error {
 		return h.renderConfirm(w, r, st, http.StatusUnprocessableEntity, "", "error.device_name_required")
 	}
 	now := h.now()
-	cred := NewTOTPCredential(h.Sealer, u.ID, device, secret, now, now)
+	cred := users.NewTOTPCredential(h.Sealer, u.ID, device, secret, now, now)
 	cred.TOTPLastStep, cred.LastUsedAt = step, now
 	// Claim the pending key in the flow: one confirmation per key, also
 	// when the form is sent twice at once.

@@ -1,4 +1,4 @@
-package login
+package users
 
 import (
 	"bufio"
@@ -50,7 +50,7 @@ const (
 
 // ErrMalformedHash is returned (wrapped) for a stored hash that is not an
 // argon2id PHC string with acceptable parameters.
-var ErrMalformedHash = errors.New("login: malformed password hash")
+var ErrMalformedHash = errors.New("users: malformed password hash")
 
 // Validate reports whether p is within the bounds Sésame hashes with and
 // accepts in stored hashes.
@@ -238,9 +238,9 @@ func parseDecimal(s string) (uint32, bool) {
 
 // Password policy errors, returned as is by CheckPasswordPolicy.
 var (
-	ErrPasswordTooShort = errors.New("login: password too short")
-	ErrPasswordTooLong  = errors.New("login: password too long")
-	ErrPasswordCommon   = errors.New("login: password too common")
+	ErrPasswordTooShort = errors.New("users: password too short")
+	ErrPasswordTooLong  = errors.New("users: password too long")
+	ErrPasswordCommon   = errors.New("users: password too common")
 )
 
 // Password length bounds, in characters (Unicode code points). The upper

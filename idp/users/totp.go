@@ -1,4 +1,4 @@
-package mfa
+package users
 
 import (
 	"crypto/rand"
@@ -13,12 +13,7 @@ import (
 	"github.com/sesame-idp/sesame/idp/store"
 )
 
-// TOTP parameters (RFC 6238): SHA-1, 6 digits, 30-second steps, one step
-// of drift either way.
 const (
-	TOTPPeriod = 30
-	TOTPDigits = 6
-	TOTPSkew   = 1
 	// TOTPSecretSize is the size of the secrets Sésame generates: 160 bits.
 	TOTPSecretSize = 20
 	// minImportedSecret: imported authenticators may be older 80-bit ones.
@@ -26,7 +21,7 @@ const (
 )
 
 // ErrBadSecret: an imported key is not base32 or too short.
-var ErrBadSecret = errors.New("mfa: the key must be base32, at least 16 characters (80 bits)")
+var ErrBadSecret = errors.New("users: the key must be base32, at least 16 characters (80 bits)")
 
 // NewTOTPSecret returns a fresh random 160-bit secret.
 func NewTOTPSecret() []byte {
