@@ -286,7 +286,7 @@ func benchFullFlow(b *testing.B, env *testEnv) {
 	// from loopback here), as different people's would: otherwise the
 	// per-address limit on attempts (300 per 15 minutes) would stop a long
 	// run.
-	env.srv.Login.Networks.Trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	env.srv.Flow.Networks.Trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	ctx := context.Background()
 	i := 0
 	m := newCPUMeter(b)

@@ -263,7 +263,7 @@ func TestFiveWrongCodesVoidTheChallenge(t *testing.T) {
 		b := newBrowser(t)
 		p, _ := challengePage(t, env, r, b, "sophie")
 		action, vals := p.form(t, "mfa")
-		for i := 1; i <= mfa.MaxFailures; i++ {
+		for i := 1; i <= flow.DefaultMaxFailures; i++ {
 			vals.Set("code", "000000")
 			p = b.post(action, vals)
 		}
@@ -570,7 +570,7 @@ func cookieValue(b *browser, u *url.URL, name string) string {
 
 func TestStepUpOnNewNetwork(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, env *testEnv) {
-		env.srv.Login.Networks = session.Networks{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+		env.srv.Flow.Networks = session.Networks{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 		r := env.newRP(nil)
 		u := env.user("sophie", pw)
 		b := newBrowser(t)

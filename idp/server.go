@@ -151,14 +151,13 @@ func (s *Server) Handler() (http.Handler, error) {
 	if prefix == "" {
 		sessions.Path = "/"
 	}
-	networks := session.Networks{Trusted: s.TrustedProxies}
 	kit := &web.Kit{Templates: s.Templates, Sessions: sessions, Prefix: prefix, Logger: s.Logger}
 	regulator := &regulate.Regulator{Counter: s.Ephemeral}
 	s.Flow = &flow.Flow{
 		Store:        s.Store,
 		Storage:      s.Storage,
 		Sessions:     sessions,
-		Networks:     networks,
+		Networks:     session.Networks{Trusted: s.TrustedProxies},
 		Web:          kit,
 		Provider:     s.Provider,
 		FactorWindow: s.FactorWindow,
@@ -175,7 +174,6 @@ func (s *Server) Handler() (http.Handler, error) {
 		Store:     s.Store,
 		Storage:   s.Storage,
 		Sessions:  sessions,
-		Networks:  networks,
 		Passwords: s.Passwords,
 		HashSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 		Regulator: regulator,

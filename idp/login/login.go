@@ -30,7 +30,6 @@ type Handler struct {
 	Store     store.Store
 	Storage   *oidcstore.Storage
 	Sessions  *session.Manager
-	Networks  session.Networks
 	Passwords users.Passwords
 	// HashSlots bounds concurrent password hashing (19 MiB each with the
 	// OWASP parameters); nil means no bound.
@@ -111,7 +110,7 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) error {
 	if username == "" || password == "" || len(username) > 256 || len(password) > 1024 {
 		return h.renderLogin(w, r, a, http.StatusBadRequest, username, "error.credentials")
 	}
-	ip := h.Networks.ClientIP(r)
+	ip := h.Flow.Networks.ClientIP(r)
 	subject := store.FoldUsername(username)
 	if ok, err := h.Regulator.Attempt(r.Context(), regulate.Password, subject, ip.String()); err != nil {
 		return web.Unavailable(err)
