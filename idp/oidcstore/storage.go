@@ -27,7 +27,7 @@ const (
 	AuthRequestTTL = 30 * time.Minute
 	CodeTTL        = 60 * time.Second
 	// codeUseTTL bounds how long a used code is remembered, to revoke what it
-	// issued if it comes back.
+	// issued if it comes back (each change of its record restarts it).
 	codeUseTTL = time.Hour
 	// revokedFamilyTTL: an access token issued from a revoked refresh family
 	// is refused for this long (longer than any access token lives).
@@ -59,8 +59,6 @@ const (
 	keyAuthRequest   = "ar:"
 	keyCode          = "code:"
 	keyCodeIssued    = "arcode:"
-	keyCodeUse       = "codeuse:"
-	keyCodeReplay    = "codereplay:"
 	keyAccessToken   = "at:"
 	keyRevokedFamily = "revfam:"
 )
@@ -187,8 +185,8 @@ func (s *Storage) AuthRequestByID(ctx context.Context, id string) (op.AuthReques
 	return a, nil
 }
 
-// SaveAuthCode stores the code of a finished auth request. One code per
-// auth request: a replayed callback gets none.
+// SaveAuthCode stores the code of a finished auth request, unused, for
+// CodeTTL. One code per auth request: a replayed callback gets none.
 func (s *Storage) SaveAuthCode(ctx context.Context, id, code string) error {
 	a, err := s.AuthRequest(ctx, id)
 	if err != nil || !a.Done() {
@@ -200,75 +198,139 @@ func (s *Storage) SaveAuthCode(ctx context.Context, id, code string) error {
 		}
 		return err
 	}
-	return s.Ephemeral.Put(ctx, keyCode+hashKey(code), []byte(id), CodeTTL)
+	b, err := json.Marshal(codeRecord{State: codeUnused, RequestID: id})
+	if err != nil {
+		return err
+	}
+	return s.Ephemeral.PutNew(ctx, keyCode+hashKey(code), b, CodeTTL)
 }
 
-// codeUse remembers what a code issued, to revoke it on replay.
-type codeUse struct {
-	AccessTokens []string `json:"access_tokens,omitempty"`
-	Family       string   `json:"family,omitempty"`
+// codeState is the life of an authorization code: unused → used (the
+// first exchange took it) → compromised (it came back). Each step is one
+// compare-and-set (ephemeral.Store.Update) on the code's record.
+type codeState string
+
+const (
+	codeUnused      codeState = "unused"
+	codeUsed        codeState = "used"
+	codeCompromised codeState = "compromised"
+)
+
+// codeRecord is what the ephemeral store keeps of a code, under the hash
+// of the code: its state, its auth request, and what its exchange issued,
+// to revoke it if the code comes back. The replay's "mark compromised,
+// revoke what is recorded" and the exchange's "record, revoke if
+// compromised" are updates of this one record, so whichever comes second
+// sees what the other wrote.
+type codeRecord struct {
+	State        codeState `json:"state"`
+	RequestID    string    `json:"request_id"`
+	AccessTokens []string  `json:"access_tokens,omitempty"`
+	Family       string    `json:"family,omitempty"`
 }
 
-// AuthRequestByCode takes the code atomically: of two exchanges of one
-// code, one gets the request; the other gets invalid_grant and revokes what
-// the first one was issued.
+// errNoCode: the code is unknown or expired (it makes Update write nothing).
+var errNoCode = errors.New("oidcstore: no such code")
+
+// updateCode applies fn to the record of the code with hash h, atomically,
+// and returns the record as fn last saw it (before its change).
+func (s *Storage) updateCode(ctx context.Context, h string, fn func(r *codeRecord) error) (codeRecord, error) {
+	var seen codeRecord
+	err := s.Ephemeral.Update(ctx, keyCode+h, codeUseTTL, func(old []byte) ([]byte, error) {
+		if old == nil {
+			return nil, errNoCode
+		}
+		var r codeRecord
+		if err := json.Unmarshal(old, &r); err != nil {
+			return nil, fmt.Errorf("code record: %w", err)
+		}
+		seen = r
+		if err := fn(&r); err != nil {
+			return nil, err
+		}
+		return json.Marshal(r)
+	})
+	return seen, err
+}
+
+// errCodeSpent: the code is already compromised (nothing left to change).
+var errCodeSpent = errors.New("oidcstore: code already compromised")
+
+// AuthRequestByCode moves the code from unused to used and returns its
+// request; of two exchanges of one code, one gets it. A code that comes
+// back is marked compromised, and what its first exchange recorded is
+// revoked; what that exchange records later, it revokes itself
+// (recordCodeUse).
 func (s *Storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
 	h := hashKey(code)
-	id, err := s.Ephemeral.Take(ctx, keyCode+h)
-	if errors.Is(err, ephemeral.ErrNotFound) {
-		s.codeReplayed(ctx, h)
+	was, err := s.updateCode(ctx, h, func(r *codeRecord) error {
+		switch r.State {
+		case codeUnused:
+			r.State = codeUsed
+		case codeUsed:
+			r.State = codeCompromised
+		default:
+			return errCodeSpent
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errNoCode):
+		return nil, oidc.ErrInvalidGrant().WithDescription("invalid or expired code")
+	case errors.Is(err, errCodeSpent):
+		err = nil // a replay of a replayed code: revoke again, harmlessly
+	case err != nil:
+		return nil, fmt.Errorf("take code: %w", err)
+	}
+	if was.State != codeUnused {
+		s.revokeCodeUse(ctx, was)
+		s.Logger.Warn("authorization code replayed: its tokens are revoked")
+		s.audit(ctx, store.AuditEvent{Type: "token.code_replayed"})
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid or expired code")
 	}
-	if err != nil {
-		return nil, err
-	}
-	a, err := s.AuthRequest(ctx, string(id))
+	a, err := s.AuthRequest(ctx, was.RequestID)
 	if err != nil {
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid or expired code")
 	}
 	a.codeHash = h
-	if err := s.putJSON(ctx, keyCodeUse+h, codeUse{}, codeUseTTL); err != nil {
-		return nil, err
-	}
 	return a, nil
 }
 
-// codeReplayed handles a code that is not (or no longer) valid: if it was
-// used, what it issued is revoked.
-func (s *Storage) codeReplayed(ctx context.Context, h string) {
-	var use codeUse
-	if err := s.getJSON(ctx, keyCodeUse+h, &use); err != nil {
-		return // unknown or expired code: nothing was issued
+// revokeCodeUse revokes what a code's exchange issued.
+func (s *Storage) revokeCodeUse(ctx context.Context, r codeRecord) {
+	for _, id := range r.AccessTokens {
+		if err := s.Ephemeral.Delete(ctx, keyAccessToken+id); err != nil {
+			s.Logger.Error("revoke access token of a replayed code", "err", err)
+		}
 	}
-	_ = s.Ephemeral.Put(ctx, keyCodeReplay+h, []byte{1}, codeUseTTL)
-	s.revokeCodeUse(ctx, h, use)
-	s.Logger.Warn("authorization code replayed: its tokens are revoked")
-	s.audit(ctx, store.AuditEvent{Type: "token.code_replayed"})
-}
-
-func (s *Storage) revokeCodeUse(ctx context.Context, h string, use codeUse) {
-	for _, id := range use.AccessTokens {
-		_ = s.Ephemeral.Delete(ctx, keyAccessToken+id)
-	}
-	if use.Family != "" {
-		s.revokeFamily(ctx, use.Family)
+	if r.Family != "" {
+		s.revokeFamily(ctx, r.Family)
 	}
 }
 
-// recordCodeUse adds what a code issued to its record; if the code was
-// replayed meanwhile, everything is revoked and the exchange fails.
+// recordCodeUse adds what a code's exchange issued to the code's record,
+// after storing it. If the code was marked compromised meanwhile, the
+// replay could not see these tokens: they are revoked here and the
+// exchange fails. If they cannot be recorded, they are revoked too: a
+// replay could not find them.
 func (s *Storage) recordCodeUse(ctx context.Context, h, accessTokenID, family string) error {
-	var use codeUse
-	_ = s.getJSON(ctx, keyCodeUse+h, &use)
-	use.AccessTokens = append(use.AccessTokens, accessTokenID)
-	if family != "" {
-		use.Family = family
-	}
-	if err := s.putJSON(ctx, keyCodeUse+h, use, codeUseTTL); err != nil {
-		return err
-	}
-	if _, err := s.Ephemeral.Get(ctx, keyCodeReplay+h); err == nil {
-		s.revokeCodeUse(ctx, h, use)
+	issued := codeRecord{AccessTokens: []string{accessTokenID}, Family: family}
+	was, err := s.updateCode(ctx, h, func(r *codeRecord) error {
+		r.AccessTokens = append(r.AccessTokens, accessTokenID)
+		if family != "" {
+			r.Family = family
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errNoCode):
+		s.revokeCodeUse(ctx, issued)
+		return oidc.ErrInvalidGrant().WithDescription("invalid or expired code")
+	case err != nil:
+		s.revokeCodeUse(ctx, issued)
+		return fmt.Errorf("record code use: %w", err)
+	case was.State == codeCompromised:
+		s.revokeCodeUse(ctx, issued)
 		return oidc.ErrInvalidGrant().WithDescription("invalid or expired code")
 	}
 	return nil
