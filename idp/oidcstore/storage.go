@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -32,6 +33,9 @@ const (
 	// revokedFamilyTTL: an access token issued from a revoked refresh family
 	// is refused for this long (longer than any access token lives).
 	revokedFamilyTTL = 24 * time.Hour
+	// revokedSessionTTL: an access token of a signed-out browser session is
+	// refused for this long (longer than any access token lives).
+	revokedSessionTTL = 24 * time.Hour
 )
 
 // Storage implements op.Storage on the durable and ephemeral stores.
@@ -61,6 +65,8 @@ const (
 	keyCodeIssued    = "arcode:"
 	keyAccessToken   = "at:"
 	keyRevokedFamily = "revfam:"
+	// keyRevokedSession + hashKey(sid): the browser session signed out.
+	keyRevokedSession = "revsess:"
 )
 
 func (s *Storage) now() time.Time {
@@ -391,6 +397,9 @@ func (s *Storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 	if err != nil {
 		return "", time.Time{}, err
 	}
+	if err := s.checkSession(ctx, t.SessionID); err != nil {
+		return "", time.Time{}, err
+	}
 	if err := s.storeAccessToken(ctx, &t, client.AccessTokenLifetime()); err != nil {
 		return "", time.Time{}, err
 	}
@@ -443,6 +452,13 @@ func (s *Storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 		if err := s.Store.CreateRefreshToken(ctx, next); err != nil {
 			return "", "", time.Time{}, err
 		}
+	}
+	// After storing the token: a logout that revoked the session's tokens
+	// in the durable store while this one was being written set its marker
+	// first (RevokeSession), so it is seen here.
+	if err := s.checkSession(ctx, next.SessionID); err != nil {
+		s.revokeFamily(ctx, next.Family)
+		return "", "", time.Time{}, err
 	}
 	t.Family = next.Family
 	t.Scopes = next.Scopes
@@ -534,7 +550,50 @@ func (s *Storage) accessToken(ctx context.Context, id string) (AccessToken, erro
 			return t, notFound{"access token"}
 		}
 	}
+	if err := s.checkSession(ctx, t.SessionID); err != nil {
+		return t, notFound{"access token"}
+	}
 	return t, nil
+}
+
+// RevokeSession ends the tokens of a browser session at logout: every
+// refresh token bound to sessionID (the ID token's sid) is revoked in the
+// durable store, and every access token of the session is refused from now
+// on. Tokens of other sessions are untouched; an empty sessionID revokes
+// nothing.
+func (s *Storage) RevokeSession(ctx context.Context, sessionID string) error {
+	if sessionID == "" {
+		return nil
+	}
+	// The marker first: a refresh rotating in the meantime checks it after
+	// storing its new token (CreateAccessAndRefreshTokens).
+	if err := s.Ephemeral.Put(ctx, keyRevokedSession+hashKey(sessionID), []byte{1}, revokedSessionTTL); err != nil {
+		return fmt.Errorf("revoke session tokens: %w", err)
+	}
+	n, err := s.Store.RevokeRefreshTokensBySession(ctx, sessionID, s.now())
+	if err != nil {
+		return fmt.Errorf("revoke session tokens: %w", err)
+	}
+	s.audit(ctx, store.AuditEvent{Type: "session.tokens_revoked",
+		Details: map[string]string{"session_id": sessionID, "refresh_tokens": strconv.FormatInt(n, 10)}})
+	return nil
+}
+
+// checkSession refuses tokens of a browser session that signed out
+// (invalid_grant), and fails when that cannot be known.
+func (s *Storage) checkSession(ctx context.Context, sessionID string) error {
+	if sessionID == "" {
+		return nil
+	}
+	_, err := s.Ephemeral.Get(ctx, keyRevokedSession+hashKey(sessionID))
+	switch {
+	case err == nil:
+		return oidc.ErrInvalidGrant().WithDescription("the session has ended")
+	case errors.Is(err, ephemeral.ErrNotFound):
+		return nil
+	default:
+		return fmt.Errorf("check session: %w", err)
+	}
 }
 
 // TerminateSession is replaced by TerminateSessionFromRequest.
