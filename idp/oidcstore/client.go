@@ -24,6 +24,10 @@ const (
 	DefaultAccessTokenTTL  = 10 * time.Minute
 	DefaultIDTokenTTL      = 10 * time.Minute
 	DefaultRefreshTokenTTL = 12 * time.Hour
+	// MaxAccessTokenTTL caps a client's access-token lifetime: the markers
+	// that revoke access tokens (of a refresh family, of a signed-out
+	// session) must outlive every access token.
+	MaxAccessTokenTTL = 12 * time.Hour
 )
 
 // Client adapts a store.Client to op.Client.
@@ -88,7 +92,7 @@ func (c *Client) IDTokenLifetime() time.Duration {
 
 func (c *Client) AccessTokenLifetime() time.Duration {
 	if c.c.AccessTokenTTL > 0 {
-		return c.c.AccessTokenTTL
+		return min(c.c.AccessTokenTTL, MaxAccessTokenTTL)
 	}
 	return DefaultAccessTokenTTL
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -27,11 +28,14 @@ const (
 	AuthRequestTTL = 30 * time.Minute
 	CodeTTL        = 60 * time.Second
 	// codeUseTTL bounds how long a used code is remembered, to revoke what it
-	// issued if it comes back.
+	// issued if it comes back (each change of its record restarts it).
 	codeUseTTL = time.Hour
 	// revokedFamilyTTL: an access token issued from a revoked refresh family
 	// is refused for this long (longer than any access token lives).
 	revokedFamilyTTL = 24 * time.Hour
+	// revokedSessionTTL: an access token of a signed-out browser session is
+	// refused for this long (longer than any access token lives).
+	revokedSessionTTL = 24 * time.Hour
 )
 
 // Storage implements op.Storage on the durable and ephemeral stores.
@@ -59,10 +63,10 @@ const (
 	keyAuthRequest   = "ar:"
 	keyCode          = "code:"
 	keyCodeIssued    = "arcode:"
-	keyCodeUse       = "codeuse:"
-	keyCodeReplay    = "codereplay:"
 	keyAccessToken   = "at:"
 	keyRevokedFamily = "revfam:"
+	// keyRevokedSession + hashKey(sid): the browser session signed out.
+	keyRevokedSession = "revsess:"
 )
 
 func (s *Storage) now() time.Time {
@@ -222,8 +226,8 @@ func (s *Storage) AuthRequestByID(ctx context.Context, id string) (op.AuthReques
 	return a, nil
 }
 
-// SaveAuthCode stores the code of a finished auth request. One code per
-// auth request: a replayed callback gets none.
+// SaveAuthCode stores the code of a finished auth request, unused, for
+// CodeTTL. One code per auth request: a replayed callback gets none.
 func (s *Storage) SaveAuthCode(ctx context.Context, id, code string) error {
 	a, err := s.AuthRequest(ctx, id)
 	if err != nil || !a.Done() {
@@ -235,75 +239,139 @@ func (s *Storage) SaveAuthCode(ctx context.Context, id, code string) error {
 		}
 		return err
 	}
-	return s.Ephemeral.Put(ctx, keyCode+hashKey(code), []byte(id), CodeTTL)
+	b, err := json.Marshal(codeRecord{State: codeUnused, RequestID: id})
+	if err != nil {
+		return err
+	}
+	return s.Ephemeral.PutNew(ctx, keyCode+hashKey(code), b, CodeTTL)
 }
 
-// codeUse remembers what a code issued, to revoke it on replay.
-type codeUse struct {
-	AccessTokens []string `json:"access_tokens,omitempty"`
-	Family       string   `json:"family,omitempty"`
+// codeState is the life of an authorization code: unused → used (the
+// first exchange took it) → compromised (it came back). Each step is one
+// compare-and-set (ephemeral.Store.Update) on the code's record.
+type codeState string
+
+const (
+	codeUnused      codeState = "unused"
+	codeUsed        codeState = "used"
+	codeCompromised codeState = "compromised"
+)
+
+// codeRecord is what the ephemeral store keeps of a code, under the hash
+// of the code: its state, its auth request, and what its exchange issued,
+// to revoke it if the code comes back. The replay's "mark compromised,
+// revoke what is recorded" and the exchange's "record, revoke if
+// compromised" are updates of this one record, so whichever comes second
+// sees what the other wrote.
+type codeRecord struct {
+	State        codeState `json:"state"`
+	RequestID    string    `json:"request_id"`
+	AccessTokens []string  `json:"access_tokens,omitempty"`
+	Family       string    `json:"family,omitempty"`
 }
 
-// AuthRequestByCode takes the code atomically: of two exchanges of one
-// code, one gets the request; the other gets invalid_grant and revokes what
-// the first one was issued.
+// errNoCode: the code is unknown or expired (it makes Update write nothing).
+var errNoCode = errors.New("oidcstore: no such code")
+
+// updateCode applies fn to the record of the code with hash h, atomically,
+// and returns the record as fn last saw it (before its change).
+func (s *Storage) updateCode(ctx context.Context, h string, fn func(r *codeRecord) error) (codeRecord, error) {
+	var seen codeRecord
+	err := s.Ephemeral.Update(ctx, keyCode+h, codeUseTTL, func(old []byte) ([]byte, error) {
+		if old == nil {
+			return nil, errNoCode
+		}
+		var r codeRecord
+		if err := json.Unmarshal(old, &r); err != nil {
+			return nil, fmt.Errorf("code record: %w", err)
+		}
+		seen = r
+		if err := fn(&r); err != nil {
+			return nil, err
+		}
+		return json.Marshal(r)
+	})
+	return seen, err
+}
+
+// errCodeSpent: the code is already compromised (nothing left to change).
+var errCodeSpent = errors.New("oidcstore: code already compromised")
+
+// AuthRequestByCode moves the code from unused to used and returns its
+// request; of two exchanges of one code, one gets it. A code that comes
+// back is marked compromised, and what its first exchange recorded is
+// revoked; what that exchange records later, it revokes itself
+// (recordCodeUse).
 func (s *Storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
 	h := hashKey(code)
-	id, err := s.Ephemeral.Take(ctx, keyCode+h)
-	if errors.Is(err, ephemeral.ErrNotFound) {
-		s.codeReplayed(ctx, h)
+	was, err := s.updateCode(ctx, h, func(r *codeRecord) error {
+		switch r.State {
+		case codeUnused:
+			r.State = codeUsed
+		case codeUsed:
+			r.State = codeCompromised
+		default:
+			return errCodeSpent
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errNoCode):
+		return nil, oidc.ErrInvalidGrant().WithDescription("invalid or expired code")
+	case errors.Is(err, errCodeSpent):
+		err = nil // a replay of a replayed code: revoke again, harmlessly
+	case err != nil:
+		return nil, fmt.Errorf("take code: %w", err)
+	}
+	if was.State != codeUnused {
+		s.revokeCodeUse(ctx, was)
+		s.Logger.Warn("authorization code replayed: its tokens are revoked")
+		s.audit(ctx, store.AuditEvent{Type: "token.code_replayed"})
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid or expired code")
 	}
-	if err != nil {
-		return nil, err
-	}
-	a, err := s.AuthRequest(ctx, string(id))
+	a, err := s.AuthRequest(ctx, was.RequestID)
 	if err != nil {
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid or expired code")
 	}
 	a.codeHash = h
-	if err := s.putJSON(ctx, keyCodeUse+h, codeUse{}, codeUseTTL); err != nil {
-		return nil, err
-	}
 	return a, nil
 }
 
-// codeReplayed handles a code that is not (or no longer) valid: if it was
-// used, what it issued is revoked.
-func (s *Storage) codeReplayed(ctx context.Context, h string) {
-	var use codeUse
-	if err := s.getJSON(ctx, keyCodeUse+h, &use); err != nil {
-		return // unknown or expired code: nothing was issued
+// revokeCodeUse revokes what a code's exchange issued.
+func (s *Storage) revokeCodeUse(ctx context.Context, r codeRecord) {
+	for _, id := range r.AccessTokens {
+		if err := s.Ephemeral.Delete(ctx, keyAccessToken+id); err != nil {
+			s.Logger.Error("revoke access token of a replayed code", "err", err)
+		}
 	}
-	_ = s.Ephemeral.Put(ctx, keyCodeReplay+h, []byte{1}, codeUseTTL)
-	s.revokeCodeUse(ctx, h, use)
-	s.Logger.Warn("authorization code replayed: its tokens are revoked")
-	s.audit(ctx, store.AuditEvent{Type: "token.code_replayed"})
-}
-
-func (s *Storage) revokeCodeUse(ctx context.Context, h string, use codeUse) {
-	for _, id := range use.AccessTokens {
-		_ = s.Ephemeral.Delete(ctx, keyAccessToken+id)
-	}
-	if use.Family != "" {
-		s.revokeFamily(ctx, use.Family)
+	if r.Family != "" {
+		s.revokeFamily(ctx, r.Family)
 	}
 }
 
-// recordCodeUse adds what a code issued to its record; if the code was
-// replayed meanwhile, everything is revoked and the exchange fails.
+// recordCodeUse adds what a code's exchange issued to the code's record,
+// after storing it. If the code was marked compromised meanwhile, the
+// replay could not see these tokens: they are revoked here and the
+// exchange fails. If they cannot be recorded, they are revoked too: a
+// replay could not find them.
 func (s *Storage) recordCodeUse(ctx context.Context, h, accessTokenID, family string) error {
-	var use codeUse
-	_ = s.getJSON(ctx, keyCodeUse+h, &use)
-	use.AccessTokens = append(use.AccessTokens, accessTokenID)
-	if family != "" {
-		use.Family = family
-	}
-	if err := s.putJSON(ctx, keyCodeUse+h, use, codeUseTTL); err != nil {
-		return err
-	}
-	if _, err := s.Ephemeral.Get(ctx, keyCodeReplay+h); err == nil {
-		s.revokeCodeUse(ctx, h, use)
+	issued := codeRecord{AccessTokens: []string{accessTokenID}, Family: family}
+	was, err := s.updateCode(ctx, h, func(r *codeRecord) error {
+		r.AccessTokens = append(r.AccessTokens, accessTokenID)
+		if family != "" {
+			r.Family = family
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errNoCode):
+		s.revokeCodeUse(ctx, issued)
+		return oidc.ErrInvalidGrant().WithDescription("invalid or expired code")
+	case err != nil:
+		s.revokeCodeUse(ctx, issued)
+		return fmt.Errorf("record code use: %w", err)
+	case was.State == codeCompromised:
+		s.revokeCodeUse(ctx, issued)
 		return oidc.ErrInvalidGrant().WithDescription("invalid or expired code")
 	}
 	return nil
@@ -364,6 +432,9 @@ func (s *Storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 	if err != nil {
 		return "", time.Time{}, err
 	}
+	if err := s.checkSession(ctx, t.SessionID); err != nil {
+		return "", time.Time{}, err
+	}
 	if err := s.storeAccessToken(ctx, &t, client.AccessTokenLifetime()); err != nil {
 		return "", time.Time{}, err
 	}
@@ -416,6 +487,13 @@ func (s *Storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 		if err := s.Store.CreateRefreshToken(ctx, next); err != nil {
 			return "", "", time.Time{}, err
 		}
+	}
+	// After storing the token: a logout that revoked the session's tokens
+	// in the durable store while this one was being written set its marker
+	// first (RevokeSession), so it is seen here.
+	if err := s.checkSession(ctx, next.SessionID); err != nil {
+		s.revokeFamily(ctx, next.Family)
+		return "", "", time.Time{}, err
 	}
 	t.Family = next.Family
 	t.Scopes = next.Scopes
@@ -507,7 +585,50 @@ func (s *Storage) accessToken(ctx context.Context, id string) (AccessToken, erro
 			return t, notFound{"access token"}
 		}
 	}
+	if err := s.checkSession(ctx, t.SessionID); err != nil {
+		return t, notFound{"access token"}
+	}
 	return t, nil
+}
+
+// RevokeSession ends the tokens of a browser session at logout: every
+// refresh token bound to sessionID (the ID token's sid) is revoked in the
+// durable store, and every access token of the session is refused from now
+// on. Tokens of other sessions are untouched; an empty sessionID revokes
+// nothing.
+func (s *Storage) RevokeSession(ctx context.Context, sessionID string) error {
+	if sessionID == "" {
+		return nil
+	}
+	// The marker first: a refresh rotating in the meantime checks it after
+	// storing its new token (CreateAccessAndRefreshTokens).
+	if err := s.Ephemeral.Put(ctx, keyRevokedSession+hashKey(sessionID), []byte{1}, revokedSessionTTL); err != nil {
+		return fmt.Errorf("revoke session tokens: %w", err)
+	}
+	n, err := s.Store.RevokeRefreshTokensBySession(ctx, sessionID, s.now())
+	if err != nil {
+		return fmt.Errorf("revoke session tokens: %w", err)
+	}
+	s.audit(ctx, store.AuditEvent{Type: "session.tokens_revoked",
+		Details: map[string]string{"session_id": sessionID, "refresh_tokens": strconv.FormatInt(n, 10)}})
+	return nil
+}
+
+// checkSession refuses tokens of a browser session that signed out
+// (invalid_grant), and fails when that cannot be known.
+func (s *Storage) checkSession(ctx context.Context, sessionID string) error {
+	if sessionID == "" {
+		return nil
+	}
+	_, err := s.Ephemeral.Get(ctx, keyRevokedSession+hashKey(sessionID))
+	switch {
+	case err == nil:
+		return oidc.ErrInvalidGrant().WithDescription("the session has ended")
+	case errors.Is(err, ephemeral.ErrNotFound):
+		return nil
+	default:
+		return fmt.Errorf("check session: %w", err)
+	}
 }
 
 // TerminateSession is replaced by TerminateSessionFromRequest.

@@ -85,6 +85,10 @@ type Tx interface {
 	RevokeRefreshToken(ctx context.Context, id string, at time.Time) error
 	// RevokeRefreshFamily revokes every token of the family not yet revoked.
 	RevokeRefreshFamily(ctx context.Context, family string, at time.Time) (int64, error)
+	// RevokeRefreshTokensBySession revokes every token of the browser
+	// session sessionID (the ID token's sid) not yet revoked, and returns
+	// how many; an empty sessionID matches no token.
+	RevokeRefreshTokensBySession(ctx context.Context, sessionID string, at time.Time) (int64, error)
 	DeleteExpiredRefreshTokens(ctx context.Context, before time.Time) (int64, error)
 
 	// Signing keys.

@@ -114,6 +114,17 @@ func (q queries) RevokeRefreshFamily(ctx context.Context, family string, at time
 	return tag.RowsAffected(), nil
 }
 
+func (q queries) RevokeRefreshTokensBySession(ctx context.Context, sessionID string, at time.Time) (int64, error) {
+	const query = `UPDATE refresh_tokens SET revoked_at = $2
+		WHERE session_id = $1 AND session_id <> '' AND revoked_at IS NULL`
+
+	tag, err := q.q.Exec(ctx, query, sessionID, ts(at))
+	if err != nil {
+		return 0, fmt.Errorf("revoke refresh tokens of session %s: %w", sessionID, mapErr(err))
+	}
+	return tag.RowsAffected(), nil
+}
+
 // DeleteExpiredRefreshTokens deletes the tokens with ExpiresAt before
 // before; tokens without expiry stay.
 func (q queries) DeleteExpiredRefreshTokens(ctx context.Context, before time.Time) (int64, error) {

@@ -109,6 +109,17 @@ func (q queries) RevokeRefreshFamily(ctx context.Context, family string, at time
 	return n, nil
 }
 
+func (q queries) RevokeRefreshTokensBySession(ctx context.Context, sessionID string, at time.Time) (int64, error) {
+	const query = `UPDATE refresh_tokens SET revoked_at = ?2
+		WHERE session_id = ?1 AND session_id <> '' AND revoked_at IS NULL`
+
+	n, err := rowsAffected(q.w.ExecContext(ctx, query, sessionID, ts(at)))
+	if err != nil {
+		return 0, fmt.Errorf("revoke refresh tokens of session %s: %w", sessionID, err)
+	}
+	return n, nil
+}
+
 // DeleteExpiredRefreshTokens deletes the tokens with ExpiresAt before
 // before; tokens without expiry stay.
 func (q queries) DeleteExpiredRefreshTokens(ctx context.Context, before time.Time) (int64, error) {

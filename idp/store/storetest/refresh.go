@@ -148,6 +148,44 @@ func testRevokeRefreshFamily(t *testing.T, s store.Store) {
 	equal(t, n, int64(0), "tokens of an unknown family")
 }
 
+func testRevokeRefreshTokensBySession(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u, c := seed(t, s)
+	inSession := func(id, family, parent, session string, created time.Time) store.RefreshToken {
+		rt := newRefreshToken(id, family, parent, u.ID, c.ID, created)
+		rt.SessionID = session
+		return rt
+	}
+	for _, rt := range []store.RefreshToken{
+		inSession("a1", "fam-a", "", "session-a", t0),
+		inSession("a2", "fam-a", "a1", "session-a", at(time.Hour)),
+		inSession("c1", "fam-c", "", "session-a", t0), // a second client's family in the same session
+		inSession("b1", "fam-b", "", "session-b", t0),
+		inSession("n1", "fam-n", "", "", t0), // no session
+	} {
+		must(t, s.CreateRefreshToken(ctx, rt))
+	}
+	must(t, s.RevokeRefreshToken(ctx, "a1", at(time.Minute)))
+
+	n, err := s.RevokeRefreshTokensBySession(ctx, "session-a", at(2*time.Hour))
+	must(t, err)
+	equal(t, n, int64(2), "tokens revoked")
+	for id, want := range map[string]time.Time{"a1": at(time.Minute), "a2": at(2 * time.Hour), "c1": at(2 * time.Hour), "b1": {}, "n1": {}} {
+		got, err := s.GetRefreshToken(ctx, id)
+		must(t, err)
+		equal(t, got.RevokedAt, want, "RevokedAt of "+id)
+	}
+	n, err = s.RevokeRefreshTokensBySession(ctx, "session-a", at(3*time.Hour))
+	must(t, err)
+	equal(t, n, int64(0), "tokens revoked twice")
+	n, err = s.RevokeRefreshTokensBySession(ctx, "", at(3*time.Hour))
+	must(t, err)
+	equal(t, n, int64(0), "tokens of the empty session")
+	got, err := s.GetRefreshToken(ctx, "n1")
+	must(t, err)
+	equal(t, got.RevokedAt, time.Time{}, "RevokedAt of a token without session")
+}
+
 func testDeleteExpiredRefreshTokens(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	u, c := seed(t, s)

@@ -70,6 +70,7 @@ var cases = []testCase{
 	{"RefreshTokens/RotateIsAtomic", testRotateRefreshTokenAtomic},
 	{"RefreshTokens/Revoke", testRevokeRefreshToken},
 	{"RefreshTokens/RevokeFamily", testRevokeRefreshFamily},
+	{"RefreshTokens/RevokeBySession", testRevokeRefreshTokensBySession},
 	{"RefreshTokens/DeleteExpired", testDeleteExpiredRefreshTokens},
 	{"SigningKeys", testSigningKeys},
 	{"AuditEvents/AppendList", testAuditEvents},

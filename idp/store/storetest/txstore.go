@@ -148,6 +148,10 @@ func (s txStore) RevokeRefreshFamily(ctx context.Context, family string, at time
 	return in(ctx, s, func(tx store.Tx) (int64, error) { return tx.RevokeRefreshFamily(ctx, family, at) })
 }
 
+func (s txStore) RevokeRefreshTokensBySession(ctx context.Context, sessionID string, at time.Time) (int64, error) {
+	return in(ctx, s, func(tx store.Tx) (int64, error) { return tx.RevokeRefreshTokensBySession(ctx, sessionID, at) })
+}
+
 func (s txStore) DeleteExpiredRefreshTokens(ctx context.Context, before time.Time) (int64, error) {
 	return in(ctx, s, func(tx store.Tx) (int64, error) { return tx.DeleteExpiredRefreshTokens(ctx, before) })
 }

@@ -1,0 +1,139 @@
+package oidcstore
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Logout of session A ends A's tokens, every family and every access token
+// of it, and only those.
+func TestRevokeSession(t *testing.T) {
+	forEachStorage(t, func(t *testing.T, e *storageEnv) {
+		ctx := context.Background()
+		mustExchange := func(sid string) tokens {
+			t.Helper()
+			tks, err := e.exchange(ctx, e.code(t, sid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tks
+		}
+		first := mustExchange("session-a")
+		second := mustExchange("session-a") // a second sign-in in the same browser session
+		rotated, err := e.refresh(ctx, second.refresh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending := e.code(t, "session-a") // a code of A not yet exchanged
+		other := mustExchange("session-b")
+
+		if err := e.s.RevokeSession(ctx, "session-a"); err != nil {
+			t.Fatal(err)
+		}
+		for name, tks := range map[string]tokens{
+			"first sign-in": first, "second sign-in, rotated": rotated,
+			"second sign-in, first access token": {access: second.access},
+		} {
+			if live := e.usable(ctx, tks); len(live) > 0 {
+				t.Errorf("session A, %s: %v still usable after logout", name, live)
+			}
+		}
+		if tks, err := e.exchange(ctx, pending); !isInvalidGrant(err) {
+			t.Errorf("a code of session A exchanged after logout: %v, want invalid_grant", err)
+		} else if live := e.usable(ctx, tks); len(live) > 0 {
+			t.Errorf("a code of session A exchanged after logout: %v usable", live)
+		}
+		if live := e.usable(ctx, other); len(live) != 3 {
+			t.Errorf("session B after A's logout: only %v usable, want userinfo, introspection, refresh", live)
+		}
+		if n := e.eventCount("session.tokens_revoked"); n != 1 {
+			t.Errorf("%d session.tokens_revoked events, want 1", n)
+		}
+
+		// Nothing to revoke: still fine, and no session matches "".
+		if err := e.s.RevokeSession(ctx, ""); err != nil {
+			t.Errorf("RevokeSession(\"\"): %v", err)
+		}
+		fresh := mustExchange("session-c")
+		if live := e.usable(ctx, fresh); len(live) != 3 {
+			t.Errorf("session C: only %v usable", live)
+		}
+	})
+}
+
+// A refresh that rotates while the session is being revoked does not
+// leave a usable token behind: in even rounds the logout races the whole
+// refresh, in odd rounds it lands after the token was loaded.
+func TestRevokeSessionDuringRefresh(t *testing.T) {
+	const rounds = 200
+	forEachStorage(t, func(t *testing.T, e *storageEnv) {
+		ctx := context.Background()
+		refused := 0
+		for round := range rounds {
+			sid := "session-" + randomToken()[:8]
+			tks, err := e.exchange(ctx, e.code(t, sid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var (
+				wg      sync.WaitGroup
+				start   = make(chan struct{})
+				loaded  = make(chan struct{})
+				rotated tokens
+				rerr    error
+			)
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				<-start
+				req, err := e.s.TokenRequestByRefreshToken(ctx, tks.refresh)
+				close(loaded)
+				if rerr = err; err != nil {
+					return
+				}
+				rotated.access, rotated.refresh, _, rerr = e.s.CreateAccessAndRefreshTokens(ctx, req, tks.refresh)
+			}()
+			go func() {
+				defer wg.Done()
+				<-start
+				if round%2 == 1 { // land between the load and the rotation
+					<-loaded
+				}
+				if err := e.s.RevokeSession(ctx, sid); err != nil {
+					t.Error(err)
+				}
+			}()
+			close(start)
+			wg.Wait()
+			if rerr != nil {
+				if !isInvalidGrant(rerr) {
+					t.Fatalf("round %d: refresh: %v, want invalid_grant", round, rerr)
+				}
+				refused++
+				rotated = tks
+			}
+			if live := e.usable(ctx, rotated); len(live) > 0 {
+				t.Fatalf("round %d: %v usable after the session's logout", round, live)
+			}
+		}
+		t.Logf("%d rounds: %d refreshes refused", rounds, refused)
+	})
+}
+
+// A client cannot make access tokens outlive the revocation markers.
+func TestAccessTokenLifetimeCapped(t *testing.T) {
+	c := &Client{}
+	c.c.AccessTokenTTL = 30 * 24 * time.Hour
+	if got := c.AccessTokenLifetime(); got != MaxAccessTokenTTL {
+		t.Errorf("AccessTokenLifetime = %v, want %v", got, MaxAccessTokenTTL)
+	}
+	if MaxAccessTokenTTL >= revokedFamilyTTL || MaxAccessTokenTTL >= revokedSessionTTL {
+		t.Errorf("MaxAccessTokenTTL %v does not stay under the markers' lifetimes", MaxAccessTokenTTL)
+	}
+	c.c.AccessTokenTTL = 5 * time.Minute
+	if got := c.AccessTokenLifetime(); got != 5*time.Minute {
+		t.Errorf("AccessTokenLifetime = %v, want 5m", got)
+	}
+}
