@@ -11,9 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sesame-idp/sesame/idp"
+	"github.com/sesame-idp/sesame/idp/keys"
 	"github.com/sesame-idp/sesame/idp/login"
 	"github.com/sesame-idp/sesame/idp/notify"
-	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/templates"
 )
 
@@ -22,7 +22,7 @@ func (a *app) loadKeys(ctx context.Context) error {
 	if a.keys != nil {
 		return nil
 	}
-	a.keys = oidcstore.NewKeys(a.store, a.sealer, oidcstore.KeyOptions{Logger: a.log, Algs: []string{"RS256", "ES256"}})
+	a.keys = keys.New(a.store, a.sealer, keys.Options{Logger: a.log, Algs: []string{"RS256", "ES256"}})
 	if err := a.keys.Load(ctx); err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}
