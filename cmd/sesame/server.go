@@ -56,7 +56,7 @@ func (a *app) server(ctx context.Context, reg *prometheus.Registry) (*idp.Server
 		Sealer:         a.sealer,
 		CryptoKey:      a.derivedKey("sesame/oidc-crypto"),
 		TrustedProxies: proxies,
-		Demo:           a.embedded(),
+		Demo:           a.cfg.DemoEnabled(),
 		Logger:         a.log,
 		Registry:       reg,
 		Checks: []idp.Check{
@@ -90,9 +90,6 @@ func (a *app) outbox(reg prometheus.Registerer) (*notify.Worker, error) {
 		Registerer: reg,
 	}, nil
 }
-
-// embedded reports whether this is the zero-configuration set-up.
-func (a *app) embedded() bool { return a.cfg.Database.URL == "" }
 
 // derivedKey derives a purpose-specific key from the sealing key, so every
 // node that shares the sealing key agrees on it.
