@@ -32,6 +32,7 @@ type Config struct {
 	SMTP     SMTP     `yaml:"smtp"`
 	SMS      SMS      `yaml:"sms"`
 	Log      Log      `yaml:"log"`
+	Demo     Demo     `yaml:"demo"`
 }
 
 // HTTP is the listener.
@@ -90,6 +91,25 @@ type SMS struct {
 type Log struct {
 	Format string `yaml:"format"` // text | json
 	Level  string `yaml:"level"`  // debug | info | warn | error
+}
+
+// Demo is the demo relying party served at /demo, with its public client.
+type Demo struct {
+	// Enabled: nil (the default, "auto") turns the demo on only when the
+	// issuer is a loopback URL; see Config.DemoEnabled.
+	Enabled *bool `yaml:"enabled"`
+}
+
+// DemoEnabled reports whether the demo relying party is served and its
+// client registered: demo.enabled when set, otherwise only for a loopback
+// issuer (http://localhost…, 127.0.0.1, [::1]), never on a deployment
+// reachable by others.
+func (c Config) DemoEnabled() bool {
+	if c.Demo.Enabled != nil {
+		return *c.Demo.Enabled
+	}
+	u, err := url.Parse(c.Issuer)
+	return err == nil && isLoopbackHost(u.Hostname())
 }
 
 // Default returns a configuration that runs with no file at all: SQLite
@@ -189,6 +209,11 @@ func format(v reflect.Value) string {
 	switch x := v.Interface().(type) {
 	case []string:
 		return strings.Join(x, ",")
+	case *bool:
+		if x == nil {
+			return "auto"
+		}
+		return strconv.FormatBool(*x)
 	default:
 		return fmt.Sprint(x)
 	}
@@ -250,6 +275,16 @@ func set(v reflect.Value, s string) error {
 			return fmt.Errorf("%q is not true or false", s)
 		}
 		v.SetBool(b)
+	case *bool:
+		if s == "auto" {
+			v.Set(reflect.Zero(v.Type()))
+			break
+		}
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("%q is not true, false or auto", s)
+		}
+		v.Set(reflect.ValueOf(&b))
 	case int:
 		n, err := strconv.Atoi(s)
 		if err != nil {

@@ -160,3 +160,40 @@ func TestReadmeListsEveryKey(t *testing.T) {
 		}
 	}
 }
+
+func TestDemoEnabled(t *testing.T) {
+	dir := t.TempDir()
+	on, off := filepath.Join(dir, "on.yaml"), filepath.Join(dir, "off.yaml")
+	write(t, on, "issuer: https://id.example.org\ndemo:\n  enabled: true\n")
+	write(t, off, "demo:\n  enabled: false\n")
+	for _, tc := range []struct {
+		name string
+		file string
+		env  []string
+		want bool
+	}{
+		{"default issuer is loopback", "", nil, true},
+		{"loopback IPv4", "", []string{"SESAME_ISSUER=http://127.0.0.1:8080"}, true},
+		{"loopback IPv6", "", []string{"SESAME_ISSUER=http://[::1]:8080"}, true},
+		{"public issuer", "", []string{"SESAME_ISSUER=https://id.example.org"}, false},
+		{"localhost over https", "", []string{"SESAME_ISSUER=https://sesame.localhost"}, true},
+		{"file turns it on", on, nil, true},
+		{"file turns it off", off, nil, false},
+		{"env turns it on", "", []string{"SESAME_ISSUER=https://id.example.org", "SESAME_DEMO_ENABLED=true"}, true},
+		{"env turns it off", "", []string{"SESAME_DEMO_ENABLED=false"}, false},
+		{"env back to auto over the file", on, []string{"SESAME_DEMO_ENABLED=auto"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Load(tc.file, tc.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.DemoEnabled(); got != tc.want {
+				t.Errorf("DemoEnabled() = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if _, err := Load("", []string{"SESAME_DEMO_ENABLED=maybe"}); err == nil || !strings.Contains(err.Error(), "demo.enabled") {
+		t.Errorf("bad SESAME_DEMO_ENABLED: %v", err)
+	}
+}

@@ -362,32 +362,36 @@ func TestBrowserPrintSheetPDF(t *testing.T) {
 
 	setup := demoSignInToTOTPSetup(t, ctx, env, "marc", pw)
 
-	// The Print link opens a new window; open its URL in a second tab of
-	// the same browser (same cookies).
-	tab := newTab(t, ctx)
-	// Count the calls of window.print and keep the real one: headless
-	// Chromium must not hang on it.
-	_, err := chromedp.Call(tab, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{
-		Source: `(() => {
-			const print = window.print.bind(window);
-			window.__printCalls = 0;
-			window.print = () => { window.__printCalls++; return print(); };
-		})();`,
-	})
-	if err != nil {
-		t.Fatalf("watch window.print: %v", err)
-	}
-	nav, ncancel := context.WithTimeout(tab, 15*time.Second)
-	defer ncancel()
-	do(t, nav, "open the print sheet (window.print() must not hang the browser)",
+	// The Print link opens a new window; open its URL in other tabs of the
+	// same browser (same cookies).
+	//
+	// First as a person would: print.js opens the real print dialog on load.
+	// Headless Chromium never closes that dialog (no afterprint), and while
+	// it is open the page refuses to be printed again ("Page is already
+	// being printed"), so this tab only shows that window.print() returns
+	// and leaves the page working.
+	dialog := newTab(t, ctx)
+	watchPrint(t, dialog, false)
+	do(t, dialog, "open the print sheet (window.print() must not hang the browser)",
 		chromedp.Navigate(setup.printURL),
 		chromedp.WaitVisible(chromedp.CSS("img#totp-qr")),
 	)
-	// print.js runs on load; wait for it.
-	calls := get(t, nav, "window.print() on load", chromedp.Poll[int](
-		`document.readyState === "complete" && window.__printCalls > 0 ? window.__printCalls : 0`,
-		chromedp.WithPollingTimeout(5*time.Second)))
-	if calls != 1 {
+	if calls := printCallsOnLoad(t, dialog); calls != 1 {
+		t.Errorf("window.print() returned %d times on load, want 1", calls)
+	}
+	if n := get(t, dialog, "page after window.print()", chromedp.Evaluate[int](`document.querySelectorAll('.recovery-code').length`)); n != 5 {
+		t.Errorf("%d .recovery-code after window.print(), want 5", n)
+	}
+
+	// Then with window.print() counted but not run: the test saves the PDF
+	// itself (Page.printToPDF is what "Save as PDF" in the dialog does).
+	tab := newTab(t, ctx)
+	watchPrint(t, tab, true)
+	do(t, tab, "open the print sheet",
+		chromedp.Navigate(setup.printURL),
+		chromedp.WaitVisible(chromedp.CSS("img#totp-qr")),
+	)
+	if calls := printCallsOnLoad(t, tab); calls != 1 {
 		t.Errorf("window.print() called %d times on load, want 1", calls)
 	}
 	if !get(t, tab, "print.js", chromedp.Evaluate[bool](`!!document.querySelector('script[src*="/static/print.js"]')`)) {
@@ -440,6 +444,31 @@ func TestBrowserPrintSheetPDF(t *testing.T) {
 	if !slices.Equal(shown, printed) {
 		t.Errorf("recovery codes after the confirmation %q differ from the printed ones %q", shown, printed)
 	}
+}
+
+// watchPrint makes the pages of tab count their calls of window.print
+// (window.__printCalls, once the call has returned). With neutralise, the
+// call prints nothing, so the test can print the page to PDF itself.
+func watchPrint(t *testing.T, tab context.Context, neutralise bool) {
+	t.Helper()
+	src := `(() => {
+		const print = window.print.bind(window);
+		window.__printCalls = 0;
+		window.print = () => { const r = NEUTRALISE ? undefined : print(); window.__printCalls++; return r; };
+	})();`
+	src = strings.Replace(src, "NEUTRALISE", map[bool]string{true: "true", false: "false"}[neutralise], 1)
+	if _, err := chromedp.Call(tab, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: src}); err != nil {
+		t.Fatalf("watch window.print: %v", err)
+	}
+}
+
+// printCallsOnLoad waits for print.js to call window.print once the page
+// has loaded and returns how many times it did.
+func printCallsOnLoad(t *testing.T, tab context.Context) int {
+	t.Helper()
+	return get(t, tab, "window.print() on load", chromedp.Poll[int](
+		`document.readyState === "complete" && window.__printCalls > 0 ? window.__printCalls : 0`,
+		chromedp.WithPollingTimeout(5*time.Second)))
 }
 
 // TestBrowserRecoveryCodesPrintSheet follows the print button of the

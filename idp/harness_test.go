@@ -27,6 +27,8 @@ import (
 	"github.com/sesame-idp/sesame/idp/ephemeral"
 	"github.com/sesame-idp/sesame/idp/ephemeral/memory"
 	eredis "github.com/sesame-idp/sesame/idp/ephemeral/redis"
+	"github.com/sesame-idp/sesame/idp/keys"
+	"github.com/sesame-idp/sesame/idp/login"
 	"github.com/sesame-idp/sesame/idp/mfa"
 	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/idp/seal"
@@ -111,8 +113,8 @@ func newTestEnv(t testing.TB, b backend) *testEnv {
 	if os.Getenv("SESAME_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	keys := oidcstore.NewKeys(st, sealer, oidcstore.KeyOptions{Logger: logger, Algs: []string{"RS256", "ES256"}})
-	if err := keys.Load(context.Background()); err != nil {
+	signingKeys := keys.New(st, sealer, keys.Options{Logger: logger, Algs: []string{"RS256", "ES256"}})
+	if err := signingKeys.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewUnstartedServer(nil)
@@ -125,7 +127,7 @@ func newTestEnv(t testing.TB, b backend) *testEnv {
 		Issuer:    issuer,
 		Store:     st,
 		Ephemeral: eph,
-		Keys:      keys,
+		Keys:      signingKeys,
 		Templates: sharedTemplates,
 		// Cheap hashing keeps the tests fast; the parameters are tested in users.
 		Passwords: users.Passwords{Params: users.PasswordParams{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}},

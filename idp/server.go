@@ -26,6 +26,7 @@ import (
 	"github.com/sesame-idp/sesame/idp/audit"
 	"github.com/sesame-idp/sesame/idp/ephemeral"
 	"github.com/sesame-idp/sesame/idp/flow"
+	"github.com/sesame-idp/sesame/idp/keys"
 	"github.com/sesame-idp/sesame/idp/login"
 	"github.com/sesame-idp/sesame/idp/mfa"
 	"github.com/sesame-idp/sesame/idp/oidcstore"
@@ -50,7 +51,7 @@ type Server struct {
 	Issuer    string
 	Store     store.Store
 	Ephemeral ephemeral.Store
-	Keys      *oidcstore.Keys
+	Keys      *keys.Manager
 	Templates *templates.Engine
 	Passwords login.Passwords
 	// Sealer seals TOTP secrets.

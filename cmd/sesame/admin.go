@@ -62,36 +62,12 @@ func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
 // ---- first start ----
 
-// firstStart registers the demo client on the embedded set-up and, when
-// there is no user at all, creates the first administrator and prints a
-// one-time activation link.
+// firstStart registers the demo client when the demo is on (and deletes
+// it when it is off) and, when there is no user at all, creates the first
+// administrator and prints a one-time activation link.
 func (a *app) firstStart(ctx context.Context, e env) error {
-	if a.embedded() {
-		demo := store.Client{
-			ID: idp.DemoClientID, Name: "Sésame demo", Public: true, AuthMethod: "none", PKCERequired: true,
-			RedirectURIs:   []string{a.cfg.Issuer + "/demo/callback"},
-			PostLogoutURIs: []string{a.cfg.Issuer + "/demo"},
-			GrantTypes:     []string{"authorization_code", "refresh_token"},
-			Scopes:         []string{"openid", "profile", "email", "offline_access"},
-			TokenFormat:    "opaque", IDTokenAlg: "RS256",
-			CreatedAt: now(), UpdatedAt: now(),
-		}
-		c, err := a.store.GetClient(ctx, idp.DemoClientID)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			if err := a.store.CreateClient(ctx, demo); err != nil && !errors.Is(err, store.ErrConflict) {
-				return fmt.Errorf("register demo client: %w", err)
-			}
-			a.log.Info("demo relying party registered", "url", a.cfg.Issuer+"/demo")
-		case err != nil:
-			return fmt.Errorf("load demo client: %w", err)
-		case !slices.Equal(c.RedirectURIs, demo.RedirectURIs):
-			// The issuer changed since the demo was registered.
-			demo.CreatedAt = c.CreatedAt
-			if err := a.store.UpdateClient(ctx, demo); err != nil {
-				return fmt.Errorf("update demo client: %w", err)
-			}
-		}
+	if err := a.syncDemoClient(ctx); err != nil {
+		return err
 	}
 	users, err := a.store.ListUsers(ctx, "", 1)
 	if err != nil {
@@ -109,6 +85,57 @@ func (a *app) firstStart(ctx context.Context, e env) error {
 	}
 	fmt.Fprintf(e.stdout, "First start: activate the administrator account \"admin\" (single use, valid %s):\n%s\n",
 		login.ActivationTTL, link)
+	return nil
+}
+
+// syncDemoClient registers the demo relying party's public client (or
+// follows a change of issuer) when the demo is on. When it is off, it
+// deletes a demo client left by an earlier start: a public client with
+// offline_access whose redirect URI is another deployment's (or this one's
+// /demo, no longer served) must not stay usable, and no operator expects a
+// client they did not ask for.
+func (a *app) syncDemoClient(ctx context.Context) error {
+	if !a.cfg.DemoEnabled() {
+		err := a.store.InTx(ctx, func(tx store.Tx) error {
+			if err := tx.DeleteClient(ctx, idp.DemoClientID); err != nil {
+				return err
+			}
+			return tx.AppendAuditEvent(ctx, store.AuditEvent{ID: uuid.NewString(), At: now(), Type: "client.deleted", ActorID: "system", ClientID: idp.DemoClientID})
+		})
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return nil
+		case err != nil:
+			return fmt.Errorf("delete demo client: %w", err)
+		}
+		a.log.Info("demo relying party off: its client deleted", "client_id", idp.DemoClientID)
+		return nil
+	}
+	demo := store.Client{
+		ID: idp.DemoClientID, Name: "Sésame demo", Public: true, AuthMethod: "none", PKCERequired: true,
+		RedirectURIs:   []string{a.cfg.Issuer + "/demo/callback"},
+		PostLogoutURIs: []string{a.cfg.Issuer + "/demo"},
+		GrantTypes:     []string{"authorization_code", "refresh_token"},
+		Scopes:         []string{"openid", "profile", "email", "offline_access"},
+		TokenFormat:    "opaque", IDTokenAlg: "RS256",
+		CreatedAt: now(), UpdatedAt: now(),
+	}
+	c, err := a.store.GetClient(ctx, idp.DemoClientID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if err := a.store.CreateClient(ctx, demo); err != nil && !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("register demo client: %w", err)
+		}
+		a.log.Info("demo relying party registered", "url", a.cfg.Issuer+"/demo")
+	case err != nil:
+		return fmt.Errorf("load demo client: %w", err)
+	case !slices.Equal(c.RedirectURIs, demo.RedirectURIs):
+		// The issuer changed since the demo was registered.
+		demo.CreatedAt = c.CreatedAt
+		if err := a.store.UpdateClient(ctx, demo); err != nil {
+			return fmt.Errorf("update demo client: %w", err)
+		}
+	}
 	return nil
 }
 

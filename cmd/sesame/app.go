@@ -13,7 +13,7 @@ import (
 	"github.com/sesame-idp/sesame/idp/ephemeral"
 	"github.com/sesame-idp/sesame/idp/ephemeral/memory"
 	eredis "github.com/sesame-idp/sesame/idp/ephemeral/redis"
-	"github.com/sesame-idp/sesame/idp/oidcstore"
+	"github.com/sesame-idp/sesame/idp/keys"
 	"github.com/sesame-idp/sesame/idp/seal"
 	"github.com/sesame-idp/sesame/idp/store"
 	"github.com/sesame-idp/sesame/idp/store/postgres"
@@ -29,7 +29,7 @@ type app struct {
 	ephemeral ephemeral.Store
 	sealer    *seal.Sealer
 	sealKey   seal.Key
-	keys      *oidcstore.Keys
+	keys      *keys.Manager
 }
 
 // loadConfig reads and validates the configuration: any problem is a

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sesame-idp/sesame/idp"
+	"github.com/sesame-idp/sesame/idp/keys"
+	"github.com/sesame-idp/sesame/idp/login"
 	"github.com/sesame-idp/sesame/idp/notify"
 	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/idp/users"
@@ -22,7 +24,7 @@ func (a *app) loadKeys(ctx context.Context) error {
 	if a.keys != nil {
 		return nil
 	}
-	a.keys = oidcstore.NewKeys(a.store, a.sealer, oidcstore.KeyOptions{Logger: a.log, Algs: []string{"RS256", "ES256"}})
+	a.keys = keys.New(a.store, a.sealer, keys.Options{Logger: a.log, Algs: []string{"RS256", "ES256"}})
 	if err := a.keys.Load(ctx); err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}
@@ -56,7 +58,7 @@ func (a *app) server(ctx context.Context, reg *prometheus.Registry) (*idp.Server
 		Sealer:         a.sealer,
 		CryptoKey:      a.derivedKey("sesame/oidc-crypto"),
 		TrustedProxies: proxies,
-		Demo:           a.embedded(),
+		Demo:           a.cfg.DemoEnabled(),
 		Logger:         a.log,
 		Registry:       reg,
 		Checks: []idp.Check{
@@ -90,9 +92,6 @@ func (a *app) outbox(reg prometheus.Registerer) (*notify.Worker, error) {
 		Registerer: reg,
 	}, nil
 }
-
-// embedded reports whether this is the zero-configuration set-up.
-func (a *app) embedded() bool { return a.cfg.Database.URL == "" }
 
 // derivedKey derives a purpose-specific key from the sealing key, so every
 // node that shares the sealing key agrees on it.

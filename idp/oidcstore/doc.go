@@ -1,7 +1,8 @@
 // Package oidcstore adapts the durable store (idp/store) and the ephemeral
 // store (idp/ephemeral) to zitadel/oidc's op.Storage, with the optional
 // interfaces Sésame supports (client credentials, userinfo from the
-// request, logout from the request), and manages the signing keys.
+// request, logout from the request). The signing keys come from idp/keys,
+// through the small Keys interface.
 //
 // Authorization requests and their sign-in flow state, codes and access
 // tokens live in the ephemeral store; refresh tokens, clients and keys in

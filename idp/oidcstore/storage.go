@@ -42,13 +42,23 @@ const (
 type Storage struct {
 	Store     store.Store
 	Ephemeral ephemeral.Store
-	Keys      *Keys
+	Keys      Keys
 	Logger    *slog.Logger
 	Now       func() time.Time
 	// LoginURL returns where the browser goes to sign in for an auth request.
 	LoginURL func(authRequestID string) string
 	// Audit records an event; it must not fail the request.
 	Audit func(ctx context.Context, e store.AuditEvent)
+}
+
+// Keys is what Storage needs of the signing keys (idp/keys.Manager).
+type Keys interface {
+	// SigningKey returns the active key of alg, or an error if there is none.
+	SigningKey(alg string) (op.SigningKey, error)
+	// PublicKeys returns the keys published in the JWKS.
+	PublicKeys() []op.Key
+	// Algorithms returns the algorithms that have an active key.
+	Algorithms() []jose.SignatureAlgorithm
 }
 
 var (

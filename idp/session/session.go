@@ -240,7 +240,10 @@ type Networks struct {
 }
 
 // ClientIP is the address of the browser: the socket peer, or the last
-// untrusted hop of X-Forwarded-For when the peer is a trusted proxy.
+// untrusted hop of X-Forwarded-For when the peer is a trusted proxy. Hops
+// may carry a port ("198.51.100.7:443", "[2001:db8::1]:443"); at a hop
+// that is not an address ("unknown", garbage), the walk stops at the last
+// trusted one.
 func (n Networks) ClientIP(r *http.Request) netip.Addr {
 	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
@@ -252,17 +255,37 @@ func (n Networks) ClientIP(r *http.Request) netip.Addr {
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
-		h, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
+		h, ok := parseHop(hops[i])
+		if !ok {
 			return ip
 		}
-		h = h.Unmap()
 		if !n.trusted(h) {
 			return h
 		}
 		ip = h
 	}
 	return ip
+}
+
+// parseHop reads one X-Forwarded-For element: an IPv4 or IPv6 address,
+// with or without a port, IPv6 possibly in brackets; IPv4-mapped IPv6 is
+// returned as IPv4, and a zone is dropped.
+func parseHop(s string) (netip.Addr, bool) {
+	s = strings.TrimSpace(s)
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		ap, perr := netip.ParseAddrPort(s)
+		switch {
+		case perr == nil:
+			ip, err = ap.Addr(), nil
+		case len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']':
+			ip, err = netip.ParseAddr(s[1 : len(s)-1])
+		}
+	}
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return ip.Unmap().WithZone(""), true
 }
 
 func (n Networks) trusted(ip netip.Addr) bool {

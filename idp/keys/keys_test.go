@@ -1,4 +1,4 @@
-package oidcstore
+package keys
 
 import (
 	"bytes"
@@ -60,16 +60,16 @@ func newKeysEnv(t testing.TB) *keysEnv {
 }
 
 // node is one server process sharing the store.
-func (e *keysEnv) node(t testing.TB, algs ...string) *Keys {
+func (e *keysEnv) node(t testing.TB, algs ...string) *Manager {
 	t.Helper()
-	return NewKeys(e.st, e.sealer, KeyOptions{
+	return New(e.st, e.sealer, Options{
 		Algs:   algs,
 		Now:    e.clock.Now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 }
 
-func mustLoad(t testing.TB, k *Keys) {
+func mustLoad(t testing.TB, k *Manager) {
 	t.Helper()
 	if err := k.Load(context.Background()); err != nil {
 		t.Fatal(err)
@@ -92,7 +92,7 @@ func stored(t *testing.T, st store.Store, alg string) map[store.KeyState][]store
 	return m
 }
 
-func signingKID(t *testing.T, k *Keys, alg string) string {
+func signingKID(t *testing.T, k *Manager, alg string) string {
 	t.Helper()
 	sk, err := k.SigningKey(alg)
 	if err != nil {
@@ -102,7 +102,7 @@ func signingKID(t *testing.T, k *Keys, alg string) string {
 }
 
 // jwksKIDs parses JWKS() with go-jose and returns its kids.
-func jwksKIDs(t *testing.T, k *Keys) []string {
+func jwksKIDs(t *testing.T, k *Manager) []string {
 	t.Helper()
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal(k.JWKS(), &set); err != nil {
@@ -204,7 +204,7 @@ func TestKeysSecondNodeSharesKeys(t *testing.T) {
 
 func TestKeysNodesStartingTogether(t *testing.T) {
 	e := newKeysEnv(t)
-	nodes := []*Keys{e.node(t), e.node(t), e.node(t), e.node(t)}
+	nodes := []*Manager{e.node(t), e.node(t), e.node(t), e.node(t)}
 	var wg sync.WaitGroup
 	errs := make([]error, len(nodes))
 	for i, n := range nodes {
@@ -253,7 +253,7 @@ func TestKeysTwoActives(t *testing.T) {
 		t.Fatal(err)
 	}
 	second := p.creates[0].ID
-	for _, n := range []*Keys{k, e.node(t)} {
+	for _, n := range []*Manager{k, e.node(t)} {
 		if err := n.RotateIfDue(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -599,20 +599,20 @@ func TestKeysPrivateKeysSealed(t *testing.T) {
 	}
 	// And a node with another sealing key cannot use the keys at all.
 	other, _ := seal.New(seal.Key{ID: "other", Secret: bytes.Repeat([]byte{9}, seal.KeySize)})
-	if err := NewKeys(e.st, other, KeyOptions{Now: e.clock.Now}).Load(context.Background()); err == nil {
+	if err := New(e.st, other, Options{Now: e.clock.Now}).Load(context.Background()); err == nil {
 		t.Fatal("keys opened with the wrong sealing key")
 	}
 }
 
 func TestKeysBadOptions(t *testing.T) {
 	e := newKeysEnv(t)
-	for _, opts := range []KeyOptions{
+	for _, opts := range []Options{
 		{Algs: []string{"HS256"}},
 		{Algs: []string{"none"}},
 		{Algs: []string{"RS256", "RS256"}},
 		{RSABits: 1024},
 	} {
-		if err := NewKeys(e.st, e.sealer, opts).Load(context.Background()); err == nil {
+		if err := New(e.st, e.sealer, opts).Load(context.Background()); err == nil {
 			t.Errorf("Load with %+v: no error", opts)
 		}
 	}

@@ -1,4 +1,4 @@
-package oidcstore
+package keys
 
 import (
 	"cmp"
@@ -26,8 +26,8 @@ import (
 	"github.com/sesame-idp/sesame/idp/store"
 )
 
-// KeyOptions configures the signing keys. Zero fields take their defaults.
-type KeyOptions struct {
+// Options configures the signing keys. Zero fields take their defaults.
+type Options struct {
 	// RotateEvery is how long a key stays active: 30 days by default.
 	RotateEvery time.Duration
 	// RetainRetired is how long a retired key stays in the JWKS, so that
@@ -46,7 +46,7 @@ type KeyOptions struct {
 	Logger       *slog.Logger
 }
 
-func (o KeyOptions) withDefaults() KeyOptions {
+func (o Options) withDefaults() Options {
 	if o.RotateEvery <= 0 {
 		o.RotateEvery = 30 * 24 * time.Hour
 	}
@@ -72,7 +72,7 @@ func (o KeyOptions) withDefaults() KeyOptions {
 	return o
 }
 
-func (o KeyOptions) validate() error {
+func (o Options) validate() error {
 	var errs []error
 	for i, alg := range o.Algs {
 		if !supportedAlg(alg) {
@@ -92,7 +92,7 @@ func supportedAlg(alg string) bool {
 	return alg == string(jose.RS256) || alg == string(jose.ES256)
 }
 
-// keyStore is the part of store.Tx that Keys uses.
+// keyStore is the part of store.Tx that Manager uses.
 type keyStore interface {
 	ListSigningKeys(ctx context.Context) ([]store.SigningKey, error)
 	CreateSigningKey(ctx context.Context, k store.SigningKey) error
@@ -102,7 +102,7 @@ type keyStore interface {
 
 var _ keyStore = store.Tx(nil)
 
-// Keys manages the token-signing keys: one life cycle next → active →
+// Manager manages the token-signing keys: one life cycle next → active →
 // retired per algorithm, shared by every node through the store, private
 // keys sealed there.
 //
@@ -116,18 +116,18 @@ var _ keyStore = store.Tx(nil)
 // The accessors (SigningKey, PublicKeys, JWKS, Version, Algorithms) read an
 // immutable snapshot through an atomic pointer: they never lock, decrypt
 // or allocate. Load, Rotate and RotateIfDue replace the snapshot.
-type Keys struct {
+type Manager struct {
 	st     store.Store
 	sealer *seal.Sealer
-	opts   KeyOptions
+	opts   Options
 
 	mu  sync.Mutex // held by Load, Rotate and RotateIfDue: one list-and-replace at a time
 	cur atomic.Pointer[keySet]
 }
 
-// NewKeys returns a key manager; call Load before serving.
-func NewKeys(st store.Store, sealer *seal.Sealer, opts KeyOptions) *Keys {
-	k := &Keys{st: st, sealer: sealer, opts: opts.withDefaults()}
+// New returns a key manager; call Load before serving.
+func New(st store.Store, sealer *seal.Sealer, opts Options) *Manager {
+	k := &Manager{st: st, sealer: sealer, opts: opts.withDefaults()}
 	k.cur.Store(emptyKeySet)
 	return k
 }
@@ -197,11 +197,11 @@ func (k *publicKey) Key() any                           { return k.key }
 
 // ErrNoSigningKey is returned by SigningKey when there is no active key for
 // the algorithm (not configured, or Load not called).
-var ErrNoSigningKey = errors.New("oidcstore: no signing key")
+var ErrNoSigningKey = errors.New("keys: no signing key")
 
 // SigningKey returns the active key of alg ("" for the first configured
 // algorithm).
-func (k *Keys) SigningKey(alg string) (op.SigningKey, error) {
+func (k *Manager) SigningKey(alg string) (op.SigningKey, error) {
 	if alg == "" {
 		alg = k.opts.Algs[0]
 	}
@@ -214,25 +214,25 @@ func (k *Keys) SigningKey(alg string) (op.SigningKey, error) {
 
 // PublicKeys returns the published keys: active, next, and retired within
 // RetainRetired. The slice is shared: do not modify it.
-func (k *Keys) PublicKeys() []op.Key { return k.cur.Load().public }
+func (k *Manager) PublicKeys() []op.Key { return k.cur.Load().public }
 
 // JWKS returns the JSON Web Key Set of PublicKeys, encoded once per change.
 // The bytes are shared: do not modify them.
-func (k *Keys) JWKS() []byte { return k.cur.Load().jwks }
+func (k *Manager) JWKS() []byte { return k.cur.Load().jwks }
 
 // Version changes whenever the published or signing keys change (0 before
 // Load), for ETags and caches.
-func (k *Keys) Version() uint64 { return k.cur.Load().version }
+func (k *Manager) Version() uint64 { return k.cur.Load().version }
 
 // Algorithms returns the configured algorithms that have an active key, in
 // configuration order. The slice is shared: do not modify it.
-func (k *Keys) Algorithms() []jose.SignatureAlgorithm { return k.cur.Load().algs }
+func (k *Manager) Algorithms() []jose.SignatureAlgorithm { return k.cur.Load().algs }
 
 // Load reads the keys from the store and opens the new ones. When a
 // configured algorithm has no active or no next key, it creates them (the
 // oldest next key, if any, becomes active), checking in a transaction that
 // no other node did it meanwhile.
-func (k *Keys) Load(ctx context.Context) error {
+func (k *Manager) Load(ctx context.Context) error {
 	return k.change(ctx, func(recs []store.SigningKey, now time.Time) (*keyPlan, error) {
 		p := &keyPlan{}
 		for _, alg := range k.opts.Algs {
@@ -247,7 +247,7 @@ func (k *Keys) Load(ctx context.Context) error {
 // Rotate retires the active key of every configured algorithm, promotes
 // the next one (created if missing) and creates a new next one. This is
 // what `sesame keys rotate` does.
-func (k *Keys) Rotate(ctx context.Context) error {
+func (k *Manager) Rotate(ctx context.Context) error {
 	return k.change(ctx, func(recs []store.SigningKey, now time.Time) (*keyPlan, error) {
 		p := &keyPlan{}
 		for _, alg := range k.opts.Algs {
@@ -265,13 +265,13 @@ func (k *Keys) Rotate(ctx context.Context) error {
 // longer configured, deleting keys retired more than RetainRetired ago.
 // When nothing is due it costs one query and opens only the keys it has
 // not seen before.
-func (k *Keys) RotateIfDue(ctx context.Context) error {
+func (k *Manager) RotateIfDue(ctx context.Context) error {
 	return k.change(ctx, k.maintain)
 }
 
 // Run calls RotateIfDue every RefreshEvery until ctx ends, logging errors;
 // other nodes' rotations are picked up the same way.
-func (k *Keys) Run(ctx context.Context) {
+func (k *Manager) Run(ctx context.Context) {
 	t := time.NewTicker(k.opts.RefreshEvery)
 	defer t.Stop()
 	for {
@@ -295,7 +295,7 @@ var errKeysChanged = errors.New("signing keys changed meanwhile")
 // while and SQLite holds its write lock for the whole transaction), then
 // applies the plan in a transaction that first checks the keys are as they
 // were, starting over if they are not. Last, it refreshes the snapshot.
-func (k *Keys) change(ctx context.Context, decide func(recs []store.SigningKey, now time.Time) (*keyPlan, error)) error {
+func (k *Manager) change(ctx context.Context, decide func(recs []store.SigningKey, now time.Time) (*keyPlan, error)) error {
 	if err := k.opts.validate(); err != nil {
 		return err
 	}
@@ -338,7 +338,7 @@ func (k *Keys) change(ctx context.Context, decide func(recs []store.SigningKey, 
 	return fmt.Errorf("update signing keys: %w three times in a row", errKeysChanged)
 }
 
-func (k *Keys) now() time.Time { return k.opts.Now().UTC().Truncate(time.Microsecond) }
+func (k *Manager) now() time.Time { return k.opts.Now().UTC().Truncate(time.Microsecond) }
 
 // keyPlan is a set of writes decided outside a transaction.
 type keyPlan struct {
@@ -410,7 +410,7 @@ func byAlg(recs []store.SigningKey, alg string) (g algKeys) {
 type algKeys struct{ active, next []store.SigningKey }
 
 // maintain plans what RotateIfDue does.
-func (k *Keys) maintain(recs []store.SigningKey, now time.Time) (*keyPlan, error) {
+func (k *Manager) maintain(recs []store.SigningKey, now time.Time) (*keyPlan, error) {
 	p := &keyPlan{}
 	for _, alg := range k.opts.Algs {
 		g := byAlg(recs, alg)
@@ -438,7 +438,7 @@ func (k *Keys) maintain(recs []store.SigningKey, now time.Time) (*keyPlan, error
 
 // ensure plans for alg to have an active key (the oldest next key, or a
 // new one) and a next key.
-func (k *Keys) ensure(p *keyPlan, alg string, g algKeys, now time.Time) error {
+func (k *Manager) ensure(p *keyPlan, alg string, g algKeys, now time.Time) error {
 	if len(g.active) == 0 {
 		if len(g.next) > 0 {
 			r := g.next[0]
@@ -458,7 +458,7 @@ func (k *Keys) ensure(p *keyPlan, alg string, g algKeys, now time.Time) error {
 // rotate plans to retire every active key of alg, promote the oldest next
 // key (the one published longest) or a new one, and create a next key
 // unless one is left.
-func (k *Keys) rotate(p *keyPlan, alg string, g algKeys, now time.Time) error {
+func (k *Manager) rotate(p *keyPlan, alg string, g algKeys, now time.Time) error {
 	for _, r := range g.active {
 		retire(p, r, now)
 	}
@@ -473,7 +473,7 @@ func retire(p *keyPlan, r store.SigningKey, now time.Time) {
 
 // create plans a new key of alg in state: generated now, sealed with its
 // kid as additional data.
-func (k *Keys) create(p *keyPlan, alg string, state store.KeyState, now time.Time) error {
+func (k *Manager) create(p *keyPlan, alg string, state store.KeyState, now time.Time) error {
 	priv, err := generateKey(alg, k.opts.RSABits)
 	if err != nil {
 		return err
@@ -506,7 +506,7 @@ func generateKey(alg string, rsaBits int) (crypto.Signer, error) {
 
 // open unseals and parses the private key of r and checks it suits its
 // algorithm.
-func (k *Keys) open(r store.SigningKey) (crypto.Signer, error) {
+func (k *Manager) open(r store.SigningKey) (crypto.Signer, error) {
 	der, err := k.sealer.Open(r.Sealed, []byte(r.ID))
 	if err != nil {
 		return nil, err
@@ -530,7 +530,7 @@ func (k *Keys) open(r store.SigningKey) (crypto.Signer, error) {
 }
 
 // published reports whether r belongs in the JWKS at now.
-func (k *Keys) published(r store.SigningKey, now time.Time) bool {
+func (k *Manager) published(r store.SigningKey, now time.Time) bool {
 	if !supportedAlg(r.Alg) {
 		return false
 	}
@@ -546,7 +546,7 @@ func (k *Keys) published(r store.SigningKey, now time.Time) bool {
 // refresh replaces the snapshot if recs differ from what it was built
 // from, reusing the keys already opened. k.mu must be held, so that a
 // stale listing never replaces a newer one.
-func (k *Keys) refresh(recs []store.SigningKey) error {
+func (k *Manager) refresh(recs []store.SigningKey) error {
 	prev := k.cur.Load()
 	now := k.now()
 
