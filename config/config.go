@@ -33,6 +33,17 @@ type Config struct {
 	SMS      SMS      `yaml:"sms"`
 	Log      Log      `yaml:"log"`
 	Demo     Demo     `yaml:"demo"`
+	Session  Session  `yaml:"session"`
+}
+
+// Session is the browser session.
+type Session struct {
+	// FactorWindow is how recent a second factor must be for a sensitive
+	// action (adding or removing a method, new recovery codes).
+	FactorWindow time.Duration `yaml:"factor_window"`
+	// Lifetime is the absolute lifetime of a session from its sign-in (a
+	// clinical shift); step-ups keep it.
+	Lifetime time.Duration `yaml:"lifetime"`
 }
 
 // HTTP is the listener.
@@ -130,6 +141,7 @@ func Default() Config {
 		Redis:    Redis{Prefix: "sesame:"},
 		SMTP:     SMTP{Port: 587, TLS: "starttls", From: "Sésame <no-reply@localhost>"},
 		Log:      Log{Format: "text", Level: "info"},
+		Session:  Session{FactorWindow: 10 * time.Minute, Lifetime: 12 * time.Hour},
 	}
 }
 
@@ -337,10 +349,15 @@ func (c Config) Validate() error {
 		"http.write_timeout":       c.HTTP.WriteTimeout,
 		"http.idle_timeout":        c.HTTP.IdleTimeout,
 		"http.shutdown_timeout":    c.HTTP.ShutdownTimeout,
+		"session.factor_window":    c.Session.FactorWindow,
+		"session.lifetime":         c.Session.Lifetime,
 	} {
 		if d <= 0 {
 			bad(key, "must be a positive duration")
 		}
+	}
+	if c.Session.FactorWindow > c.Session.Lifetime && c.Session.Lifetime > 0 {
+		bad("session.factor_window", "must not be longer than session.lifetime")
 	}
 	if c.Database.URL != "" {
 		if u, err := url.Parse(c.Database.URL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {

@@ -149,6 +149,32 @@ func write(t *testing.T, path, s string) {
 }
 
 // TestReadmeListsEveryKey keeps the README's configuration table honest.
+func TestSessionDurations(t *testing.T) {
+	cfg, err := Load("", []string{"SESAME_SESSION_FACTOR_WINDOW=5m", "SESAME_SESSION_LIFETIME=8h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Session.FactorWindow != 5*time.Minute || cfg.Session.Lifetime != 8*time.Hour {
+		t.Fatalf("session durations from the environment: %+v", cfg.Session)
+	}
+	if d := Default().Session; d.FactorWindow != 10*time.Minute || d.Lifetime != 12*time.Hour {
+		t.Fatalf("session defaults: %+v", d)
+	}
+	for _, env := range [][]string{
+		{"SESAME_SESSION_LIFETIME=0s"},
+		{"SESAME_SESSION_FACTOR_WINDOW=-1m"},
+		{"SESAME_SESSION_FACTOR_WINDOW=13h"},
+	} {
+		cfg, err := Load("", env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "session.") {
+			t.Errorf("%v: Validate = %v, want an error naming session.*", env, err)
+		}
+	}
+}
+
 func TestReadmeListsEveryKey(t *testing.T) {
 	b, err := os.ReadFile("../README.md")
 	if err != nil {

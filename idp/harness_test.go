@@ -28,7 +28,6 @@ import (
 	"github.com/sesame-idp/sesame/idp/ephemeral/memory"
 	eredis "github.com/sesame-idp/sesame/idp/ephemeral/redis"
 	"github.com/sesame-idp/sesame/idp/keys"
-	"github.com/sesame-idp/sesame/idp/login"
 	"github.com/sesame-idp/sesame/idp/mfa"
 	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/idp/seal"

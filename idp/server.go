@@ -53,7 +53,7 @@ type Server struct {
 	Ephemeral ephemeral.Store
 	Keys      *keys.Manager
 	Templates *templates.Engine
-	Passwords login.Passwords
+	Passwords users.Passwords
 	// Sealer seals TOTP secrets.
 	Sealer *seal.Sealer
 	// TOTPIssuer is the name authenticator apps show ("Sésame").

@@ -12,9 +12,7 @@ import (
 
 	"github.com/sesame-idp/sesame/idp"
 	"github.com/sesame-idp/sesame/idp/keys"
-	"github.com/sesame-idp/sesame/idp/login"
 	"github.com/sesame-idp/sesame/idp/notify"
-	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/idp/users"
 	"github.com/sesame-idp/sesame/templates"
 )
@@ -58,6 +56,8 @@ func (a *app) server(ctx context.Context, reg *prometheus.Registry) (*idp.Server
 		Sealer:         a.sealer,
 		CryptoKey:      a.derivedKey("sesame/oidc-crypto"),
 		TrustedProxies: proxies,
+		SessionTTL:     a.cfg.Session.Lifetime,
+		FactorWindow:   a.cfg.Session.FactorWindow,
 		Demo:           a.cfg.DemoEnabled(),
 		Logger:         a.log,
 		Registry:       reg,

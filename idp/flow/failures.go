@@ -5,7 +5,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
+	"time"
 
 	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/idp/store"
@@ -20,10 +22,15 @@ import (
 // than MaxFailures codes.
 
 type failures struct {
-	// Attempts since the last success or password; Wrong of them failed.
-	Attempts int `json:"attempts"`
-	Wrong    int `json:"wrong"`
+	// Wrong codes since the last success or password.
+	Wrong int `json:"wrong"`
+	// Pending are the attempts being checked now, by the Unix millisecond
+	// after which a crashed one no longer counts.
+	Pending []int64 `json:"pending,omitempty"`
 }
+
+// pendingFor bounds how long an attempt holds its place.
+const pendingFor = 30 * time.Second
 
 // failuresKey names the count (a hash: the browser hash is a secret's).
 func failuresKey(userID, browser, network string) string {
@@ -70,30 +77,53 @@ func (f *Flow) clearFailures(r *http.Request, userID, browser string, networks .
 	return nil
 }
 
-// Attempt counts one code attempt before its code is checked. Past
-// MaxFailures the challenge is void: the answer sends the browser back to
-// the password.
+// errBusy: as many attempts are being checked as wrong codes remain.
+var errBusy = &web.PublicError{Status: http.StatusTooManyRequests, Key: "error.throttled", Retry: time.Second}
+
+// Attempt takes a place for one code before it is checked: wrong codes
+// plus attempts in progress never exceed MaxFailures, so concurrent
+// submissions cannot check more codes than that. Past MaxFailures wrong
+// codes the challenge is void: the answer sends the browser back to the
+// password.
 func (f *Flow) Attempt(w http.ResponseWriter, r *http.Request, st *State) error {
 	key := failuresKey(st.User.ID, st.A.Flow.Browser, f.stepUpNetwork(r, st))
-	c, err := f.changeFailures(r, key, func(c *failures) { c.Attempts++ })
-	if err != nil {
+	now := f.now().UnixMilli()
+	busy := false
+	c, err := f.changeFailures(r, key, func(c *failures) {
+		c.Pending = slices.DeleteFunc(c.Pending, func(until int64) bool { return until <= now })
+		busy = c.Wrong < f.maxFailures() && c.Wrong+len(c.Pending) >= f.maxFailures()
+		if !busy && c.Wrong < f.maxFailures() {
+			c.Pending = append(c.Pending, now+pendingFor.Milliseconds())
+		}
+	})
+	switch {
+	case err != nil:
 		return err
-	}
-	if c.Attempts > f.maxFailures() {
+	case c.Wrong >= f.maxFailures():
 		return f.void(w, r, st)
+	case busy:
+		return errBusy
 	}
 	return nil
 }
 
 // Failed is a factor's report of a wrong code (after Attempt). It returns
 // nil when the page may ask again; at the MaxFailures-th wrong code the
-// challenge is void and the answer sends the browser to the password.
+// challenge is void and the answer sends the browser to the password. A
+// code refused because another request of the flow just succeeded with it
+// is not counted.
 func (f *Flow) Failed(w http.ResponseWriter, r *http.Request, st *State, method string) error {
+	if cur, err := f.Storage.AuthRequest(r.Context(), st.A.ID); err != nil {
+		return f.storageErr(err)
+	} else if cur.Flow.Done || cur.Flow.Step != st.A.Flow.Step || cur.Flow.UserID != st.User.ID {
+		return web.Expired()
+	}
 	key := failuresKey(st.User.ID, st.A.Flow.Browser, f.stepUpNetwork(r, st))
 	c, err := f.changeFailures(r, key, func(c *failures) {
 		c.Wrong++
-		// The count of attempts never falls below the wrong ones.
-		c.Attempts = max(c.Attempts, c.Wrong)
+		if len(c.Pending) > 0 {
+			c.Pending = c.Pending[1:]
+		}
 	})
 	if err != nil {
 		return err

@@ -52,9 +52,9 @@ func BenchmarkTOTPVerify(b *testing.B) {
 func BenchmarkRecoveryCheck(b *testing.B) {
 	b.Run("HashRecoveryCode", func(b *testing.B) {
 		b.ReportAllocs()
-		code := mfa.NewRecoveryCodes()[0]
+		code := users.NewRecoveryCodes()[0]
 		for b.Loop() {
-			mfa.HashRecoveryCode("3f0c8f5e-0000-4000-8000-000000000001", code)
+			users.HashRecoveryCode("3f0c8f5e-0000-4000-8000-000000000001", code)
 		}
 	})
 	for _, s := range stores {
@@ -64,19 +64,19 @@ func BenchmarkRecoveryCheck(b *testing.B) {
 			ctx := context.Background()
 			codes := make([]string, 0, b.N)
 			for len(codes) < b.N {
-				codes = append(codes, mfa.NewRecoveryCodes()...)
+				codes = append(codes, users.NewRecoveryCodes()...)
 			}
 			codes = codes[:b.N]
 			hashes := make([]string, b.N)
 			for i, c := range codes {
-				hashes[i] = mfa.HashRecoveryCode(fx.user.ID, c)
+				hashes[i] = users.HashRecoveryCode(fx.user.ID, c)
 			}
 			if err := fx.st.ReplaceRecoveryCodes(ctx, fx.user.ID, hashes, fixedNow); err != nil {
 				b.Fatal(err)
 			}
 			b.ResetTimer()
 			for i := range b.N {
-				err := fx.st.ConsumeRecoveryCode(ctx, fx.user.ID, mfa.HashRecoveryCode(fx.user.ID, codes[i]), fixedNow)
+				err := fx.st.ConsumeRecoveryCode(ctx, fx.user.ID, users.HashRecoveryCode(fx.user.ID, codes[i]), fixedNow)
 				if err != nil {
 					b.Fatal(err)
 				}
