@@ -33,6 +33,16 @@ type Config struct {
 	SMS      SMS      `yaml:"sms"`
 	Log      Log      `yaml:"log"`
 	Demo     Demo     `yaml:"demo"`
+
+	Ephemeral Ephemeral `yaml:"ephemeral"`
+}
+
+// Ephemeral bounds the in-process short-lived store (when Redis.URL is
+// empty).
+type Ephemeral struct {
+	// MaxEntries caps its entries: past it, the oldest authorization
+	// requests are evicted (never codes, markers, counters or sessions).
+	MaxEntries int `yaml:"max_entries"`
 }
 
 // HTTP is the listener.
@@ -130,6 +140,8 @@ func Default() Config {
 		Redis:    Redis{Prefix: "sesame:"},
 		SMTP:     SMTP{Port: 587, TLS: "starttls", From: "Sésame <no-reply@localhost>"},
 		Log:      Log{Format: "text", Level: "info"},
+
+		Ephemeral: Ephemeral{MaxEntries: 200_000},
 	}
 }
 
@@ -354,6 +366,9 @@ func (c Config) Validate() error {
 	}
 	if c.Redis.Prefix == "" {
 		bad("redis.prefix", "must not be empty")
+	}
+	if c.Ephemeral.MaxEntries < 1000 {
+		bad("ephemeral.max_entries", "%d must be at least 1000", c.Ephemeral.MaxEntries)
 	}
 	if c.Seal.Key != "" {
 		if kid, b64, ok := strings.Cut(c.Seal.Key, ":"); !ok || kid == "" || len(b64) != 44 {
