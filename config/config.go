@@ -25,15 +25,16 @@ type Config struct {
 	DataDir        string   `yaml:"data_dir"`
 	TrustedProxies []string `yaml:"trusted_proxies"`
 
-	HTTP     HTTP     `yaml:"http"`
-	Database Database `yaml:"database"`
-	Redis    Redis    `yaml:"redis"`
-	Seal     Seal     `yaml:"seal"`
-	SMTP     SMTP     `yaml:"smtp"`
-	SMS      SMS      `yaml:"sms"`
-	Log      Log      `yaml:"log"`
-	Demo     Demo     `yaml:"demo"`
-	Session  Session  `yaml:"session"`
+	HTTP      HTTP      `yaml:"http"`
+	Database  Database  `yaml:"database"`
+	Redis     Redis     `yaml:"redis"`
+	Seal      Seal      `yaml:"seal"`
+	SMTP      SMTP      `yaml:"smtp"`
+	SMS       SMS       `yaml:"sms"`
+	Log       Log       `yaml:"log"`
+	Demo      Demo      `yaml:"demo"`
+	Session   Session   `yaml:"session"`
+	Ephemeral Ephemeral `yaml:"ephemeral"`
 }
 
 // Session is the browser session.
@@ -44,6 +45,14 @@ type Session struct {
 	// Lifetime is the absolute lifetime of a session from its sign-in (a
 	// clinical shift); step-ups keep it.
 	Lifetime time.Duration `yaml:"lifetime"`
+}
+
+// Ephemeral bounds the in-process short-lived store (when Redis.URL is
+// empty).
+type Ephemeral struct {
+	// MaxEntries caps its entries: past it, the oldest authorization
+	// requests are evicted (never codes, markers, counters or sessions).
+	MaxEntries int `yaml:"max_entries"`
 }
 
 // HTTP is the listener.
@@ -142,6 +151,8 @@ func Default() Config {
 		SMTP:     SMTP{Port: 587, TLS: "starttls", From: "Sésame <no-reply@localhost>"},
 		Log:      Log{Format: "text", Level: "info"},
 		Session:  Session{FactorWindow: 10 * time.Minute, Lifetime: 12 * time.Hour},
+
+		Ephemeral: Ephemeral{MaxEntries: 200_000},
 	}
 }
 
@@ -371,6 +382,9 @@ func (c Config) Validate() error {
 	}
 	if c.Redis.Prefix == "" {
 		bad("redis.prefix", "must not be empty")
+	}
+	if c.Ephemeral.MaxEntries < 1000 {
+		bad("ephemeral.max_entries", "%d must be at least 1000", c.Ephemeral.MaxEntries)
 	}
 	if c.Seal.Key != "" {
 		if kid, b64, ok := strings.Cut(c.Seal.Key, ":"); !ok || kid == "" || len(b64) != 44 {

@@ -223,3 +223,17 @@ func TestDemoEnabled(t *testing.T) {
 		t.Errorf("bad SESAME_DEMO_ENABLED: %v", err)
 	}
 }
+
+func TestEphemeralMaxEntries(t *testing.T) {
+	cfg, err := Load("", []string{"SESAME_EPHEMERAL_MAX_ENTRIES=5000"})
+	if err != nil || cfg.Ephemeral.MaxEntries != 5000 {
+		t.Fatalf("ephemeral.max_entries from env: %d %v", cfg.Ephemeral.MaxEntries, err)
+	}
+	if Default().Ephemeral.MaxEntries != 200_000 {
+		t.Errorf("default ephemeral.max_entries %d, want 200000", Default().Ephemeral.MaxEntries)
+	}
+	cfg.Ephemeral.MaxEntries = 10
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "ephemeral.max_entries:") {
+		t.Errorf("a cap of 10 accepted: %v", err)
+	}
+}

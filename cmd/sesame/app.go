@@ -14,6 +14,7 @@ import (
 	"github.com/sesame-idp/sesame/idp/ephemeral/memory"
 	eredis "github.com/sesame-idp/sesame/idp/ephemeral/redis"
 	"github.com/sesame-idp/sesame/idp/keys"
+	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/idp/seal"
 	"github.com/sesame-idp/sesame/idp/store"
 	"github.com/sesame-idp/sesame/idp/store/postgres"
@@ -138,7 +139,10 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *app, 
 		}
 		a.ephemeral = r
 	} else {
-		a.ephemeral = memory.New(time.Now)
+		a.ephemeral = memory.NewWithOptions(time.Now, memory.Options{
+			MaxEntries: cfg.Ephemeral.MaxEntries,
+			Evictable:  oidcstore.IsAuthRequestKey,
+		})
 	}
 	return a, nil
 }

@@ -6,5 +6,11 @@
 // Expired entries are dropped when read, and swept from the whole map at
 // most once a minute of clock time, during a write: there is no goroutine.
 //
+// NewWithOptions caps the number of entries: a full store evicts its least
+// recently written evictable entries (the caller says which keys are, e.g.
+// authorization requests that unauthenticated requests create), never the
+// others (single-use markers, codes, counters, sessions), and never refuses
+// a write.
+//
 // It knows the ephemeral contract and nothing else of the project.
 package memory

@@ -2,6 +2,7 @@ package memory
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"errors"
 	"sync"
@@ -25,10 +26,12 @@ var _ ephemeral.Store = (*Store)(nil)
 
 // Store is an in-process ephemeral.Store, safe for concurrent use.
 type Store struct {
-	now func() time.Time
+	now  func() time.Time
+	opts Options
 
 	mu        sync.Mutex
 	entries   map[string]*entry // nil once closed
+	evictable list.List         // of keys (string) of evictable entries, least recently written first
 	nextSweep time.Time
 }
 
@@ -37,14 +40,35 @@ type entry struct {
 	count     int64
 	isCounter bool
 	expires   time.Time
+	elem      *list.Element // in Store.evictable; nil if the entry is not evictable
 }
 
-// New returns an empty store reading time from now (time.Now if nil).
-func New(now func() time.Time) *Store {
+// Options bounds a store. The zero value is no bound.
+type Options struct {
+	// MaxEntries caps the number of entries (0: no cap). A write that adds
+	// an entry to a full store first evicts the least recently written
+	// evictable entries. Entries that are not evictable are never evicted
+	// and never refused: they may take the store past the cap; evictable
+	// ones do not (but for the one just written, when nothing else can go).
+	MaxEntries int
+	// Evictable reports whether the entry at key may be evicted to make
+	// room, asked once when the key is first written. Nil: none may.
+	Evictable func(key string) bool
+}
+
+// New returns an empty, unbounded store reading time from now (time.Now
+// if nil).
+func New(now func() time.Time) *Store { return NewWithOptions(now, Options{}) }
+
+// NewWithOptions returns an empty store bounded by opts, reading time from
+// now (time.Now if nil).
+func NewWithOptions(now func() time.Time, opts Options) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{now: now, entries: make(map[string]*entry)}
+	s := &Store{now: now, opts: opts, entries: make(map[string]*entry)}
+	s.evictable.Init()
+	return s
 }
 
 // Put sets key to a copy of value for ttl.
@@ -58,7 +82,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err != nil {
 		return err
 	}
-	s.entries[key] = &entry{value: bytes.Clone(value), expires: now.Add(ttl)}
+	s.set(key, &entry{value: bytes.Clone(value), expires: now.Add(ttl)})
 	return nil
 }
 
@@ -76,7 +100,7 @@ func (s *Store) PutNew(ctx context.Context, key string, value []byte, ttl time.D
 	if s.live(key, now) != nil {
 		return ephemeral.ErrExists
 	}
-	s.entries[key] = &entry{value: bytes.Clone(value), expires: now.Add(ttl)}
+	s.set(key, &entry{value: bytes.Clone(value), expires: now.Add(ttl)})
 	return nil
 }
 
@@ -110,7 +134,9 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if s.entries == nil {
 		return ErrClosed
 	}
-	delete(s.entries, key)
+	if e, ok := s.entries[key]; ok {
+		s.remove(key, e)
+	}
 	return nil
 }
 
@@ -131,7 +157,7 @@ func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
 	if e.isCounter {
 		return nil, errIsCounter
 	}
-	delete(s.entries, key)
+	s.remove(key, e)
 	// The entry is no longer reachable from the map: no copy needed.
 	return e.value, nil
 }
@@ -150,13 +176,16 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 	}
 	e := s.live(key, now)
 	if e == nil {
-		s.entries[key] = &entry{isCounter: true, count: 1, expires: now.Add(window)}
+		s.set(key, &entry{isCounter: true, count: 1, expires: now.Add(window)})
 		return 1, nil
 	}
 	if !e.isCounter {
 		return 0, errNotCount
 	}
 	e.count++
+	if e.elem != nil {
+		s.evictable.MoveToBack(e.elem)
+	}
 	return e.count, nil
 }
 
@@ -183,10 +212,12 @@ func (s *Store) Update(ctx context.Context, key string, ttl time.Duration, fn fu
 		return err
 	}
 	if v == nil {
-		delete(s.entries, key)
+		if e, ok := s.entries[key]; ok {
+			s.remove(key, e)
+		}
 		return nil
 	}
-	s.entries[key] = &entry{value: bytes.Clone(v), expires: now.Add(ttl)}
+	s.set(key, &entry{value: bytes.Clone(v), expires: now.Add(ttl)})
 	return nil
 }
 
@@ -209,6 +240,7 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.entries = nil
+	s.evictable.Init()
 	return nil
 }
 
@@ -228,7 +260,7 @@ func (s *Store) beginWrite() (time.Time, error) {
 	if !now.Before(s.nextSweep) {
 		for k, e := range s.entries {
 			if !now.Before(e.expires) {
-				delete(s.entries, k)
+				s.remove(k, e)
 			}
 		}
 		s.nextSweep = now.Add(sweepEvery)
@@ -244,8 +276,49 @@ func (s *Store) live(key string, now time.Time) *entry {
 		return nil
 	}
 	if !now.Before(e.expires) {
-		delete(s.entries, key)
+		s.remove(key, e)
 		return nil
 	}
 	return e
+}
+
+// set stores e at key. A new key first makes room; a rewritten evictable
+// key becomes the most recently written. s.mu is held.
+func (s *Store) set(key string, e *entry) {
+	if old, ok := s.entries[key]; ok {
+		if e.elem = old.elem; e.elem != nil {
+			s.evictable.MoveToBack(e.elem)
+		}
+		s.entries[key] = e
+		return
+	}
+	s.makeRoom()
+	if s.opts.Evictable != nil && s.opts.Evictable(key) {
+		e.elem = s.evictable.PushBack(key)
+	}
+	s.entries[key] = e
+}
+
+// makeRoom evicts the least recently written evictable entries until one
+// more entry fits under MaxEntries, or none is left. Each eviction costs
+// O(1), and a write evicts at most one entry: the store holds more than
+// MaxEntries only when no evictable entry is left but the newest. s.mu is
+// held.
+func (s *Store) makeRoom() {
+	for s.opts.MaxEntries > 0 && len(s.entries) >= s.opts.MaxEntries {
+		front := s.evictable.Front()
+		if front == nil {
+			return
+		}
+		key := s.evictable.Remove(front).(string)
+		delete(s.entries, key)
+	}
+}
+
+// remove deletes the entry e at key. s.mu is held.
+func (s *Store) remove(key string, e *entry) {
+	if e.elem != nil {
+		s.evictable.Remove(e.elem)
+	}
+	delete(s.entries, key)
 }
