@@ -62,6 +62,8 @@ type Server struct {
 	TrustedProxies []netip.Prefix
 	// SessionTTL is the lifetime of a browser session (default 12 h).
 	SessionTTL time.Duration
+	// Regulate holds the throttle's limits (zero: regulate.DefaultConfig()).
+	Regulate regulate.Config
 	// Demo serves a small relying party at /demo, signing in with the
 	// public client DemoClientID.
 	Demo         bool

@@ -56,6 +56,7 @@ func (a *app) server(ctx context.Context, reg *prometheus.Registry) (*idp.Server
 		Sealer:         a.sealer,
 		CryptoKey:      a.derivedKey("sesame/oidc-crypto"),
 		TrustedProxies: proxies,
+		Regulate:       regulateConfig(a.cfg.Regulate),
 		Demo:           a.embedded(),
 		Logger:         a.log,
 		Registry:       reg,
