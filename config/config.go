@@ -35,6 +35,7 @@ type Config struct {
 	Demo      Demo      `yaml:"demo"`
 	Session   Session   `yaml:"session"`
 	Ephemeral Ephemeral `yaml:"ephemeral"`
+	Regulate  Regulate  `yaml:"regulate"`
 }
 
 // Session is the browser session.
@@ -132,6 +133,26 @@ func (c Config) DemoEnabled() bool {
 	return err == nil && isLoopbackHost(u.Hostname())
 }
 
+// Regulate is the throttle (idp/regulate): failures per account × network
+// and per account × device with growing waits, a cap on consecutive
+// failures from unknown devices, a cap on one network's failures, and a
+// limit on the requests from one network that create stored state.
+type Regulate struct {
+	FreeFailures    int           `yaml:"free_failures"`    // failures of one account from one network or device before waits start
+	BaseDelay       time.Duration `yaml:"base_delay"`       // the first wait, doubled at each further failure…
+	MaxDelay        time.Duration `yaml:"max_delay"`        // …up to this
+	Window          time.Duration `yaml:"window"`           // a count is forgotten this long after its last failure
+	MaxUnknown      int           `yaml:"max_unknown"`      // consecutive failures of one account from unknown devices
+	UnknownWindow   time.Duration `yaml:"unknown_window"`   // how long unknown devices are refused after them
+	NetworkFailures int           `yaml:"network_failures"` // failures from one network, all accounts, per network_window
+	NetworkWindow   time.Duration `yaml:"network_window"`   //
+	IPv4Prefix      int           `yaml:"ipv4_prefix"`      // the network of an IPv4 address
+	IPv6Prefix      int           `yaml:"ipv6_prefix"`      // the network of an IPv6 address
+	DeviceTTL       time.Duration `yaml:"device_ttl"`       // a device stays known this long after its last success
+	Requests        int           `yaml:"requests"`         // authorization requests from one network per request_window
+	RequestWindow   time.Duration `yaml:"request_window"`   //
+}
+
 // Default returns a configuration that runs with no file at all: SQLite
 // under ./data, in-process ephemeral state, loopback only.
 func Default() Config {
@@ -146,13 +167,20 @@ func Default() Config {
 			IdleTimeout:       120 * time.Second,
 			ShutdownTimeout:   15 * time.Second,
 		},
-		Database: Database{AutoMigrate: true},
-		Redis:    Redis{Prefix: "sesame:"},
-		SMTP:     SMTP{Port: 587, TLS: "starttls", From: "Sésame <no-reply@localhost>"},
-		Log:      Log{Format: "text", Level: "info"},
-		Session:  Session{FactorWindow: 10 * time.Minute, Lifetime: 12 * time.Hour},
-
+		Database:  Database{AutoMigrate: true},
+		Redis:     Redis{Prefix: "sesame:"},
+		SMTP:      SMTP{Port: 587, TLS: "starttls", From: "Sésame <no-reply@localhost>"},
+		Log:       Log{Format: "text", Level: "info"},
+		Session:   Session{FactorWindow: 10 * time.Minute, Lifetime: 12 * time.Hour},
 		Ephemeral: Ephemeral{MaxEntries: 200_000},
+		Regulate: Regulate{
+			FreeFailures: 5, BaseDelay: 30 * time.Second, MaxDelay: 15 * time.Minute, Window: time.Hour,
+			MaxUnknown: 100, UnknownWindow: 24 * time.Hour,
+			NetworkFailures: 500, NetworkWindow: 15 * time.Minute,
+			IPv4Prefix: 24, IPv6Prefix: 64,
+			DeviceTTL: 90 * 24 * time.Hour,
+			Requests:  3000, RequestWindow: 5 * time.Minute,
+		},
 	}
 }
 
@@ -430,7 +458,48 @@ func (c Config) Validate() error {
 	default:
 		bad("log.level", "%q must be debug, info, warn or error", c.Log.Level)
 	}
+	c.Regulate.validate(bad)
 	return errors.Join(errs...)
+}
+
+func (r Regulate) validate(bad func(key, format string, args ...any)) {
+	for key, n := range map[string]int{
+		"regulate.max_unknown":      r.MaxUnknown,
+		"regulate.network_failures": r.NetworkFailures,
+		"regulate.requests":         r.Requests,
+	} {
+		if n < 1 {
+			bad(key, "must be at least 1")
+		}
+	}
+	if r.FreeFailures < 0 {
+		bad("regulate.free_failures", "must not be negative")
+	}
+	for key, d := range map[string]time.Duration{
+		"regulate.base_delay":     r.BaseDelay,
+		"regulate.unknown_window": r.UnknownWindow,
+		"regulate.network_window": r.NetworkWindow,
+		"regulate.device_ttl":     r.DeviceTTL,
+	} {
+		if d <= 0 {
+			bad(key, "must be a positive duration")
+		}
+	}
+	if r.MaxDelay < r.BaseDelay {
+		bad("regulate.max_delay", "%s must be at least regulate.base_delay (%s)", r.MaxDelay, r.BaseDelay)
+	}
+	if r.Window < r.MaxDelay || r.Window <= 0 {
+		bad("regulate.window", "%s must be positive and at least regulate.max_delay (%s)", r.Window, r.MaxDelay)
+	}
+	if r.IPv4Prefix < 8 || r.IPv4Prefix > 32 {
+		bad("regulate.ipv4_prefix", "%d must be between 8 and 32", r.IPv4Prefix)
+	}
+	if r.IPv6Prefix < 32 || r.IPv6Prefix > 128 {
+		bad("regulate.ipv6_prefix", "%d must be between 32 and 128", r.IPv6Prefix)
+	}
+	if r.RequestWindow < time.Second {
+		bad("regulate.request_window", "must be at least 1s")
+	}
 }
 
 func isLoopbackHost(h string) bool {

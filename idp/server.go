@@ -71,6 +71,8 @@ type Server struct {
 	// FactorWindow is how recent a second factor must be for a sensitive
 	// action (session.factor_window, default 10 min).
 	FactorWindow time.Duration
+	// Regulate holds the throttle's limits (zero: regulate.DefaultConfig()).
+	Regulate regulate.Config
 	// Demo serves a small relying party at /demo, signing in with the
 	// public client DemoClientID.
 	Demo         bool

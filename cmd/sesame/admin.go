@@ -564,7 +564,7 @@ func (a *app) createUsers(ctx context.Context, ins []userInput) ([]string, error
 
 func cmdUser(ctx context.Context, args []string, e env) error {
 	if len(args) == 0 {
-		return usagef("usage: sesame user create|import")
+		return usagef("usage: sesame user create|import|mfa-grace|unlock")
 	}
 	switch args[0] {
 	case "create":
@@ -573,8 +573,10 @@ func cmdUser(ctx context.Context, args []string, e env) error {
 		return userImport(ctx, args[1:], e)
 	case "mfa-grace":
 		return userGrace(ctx, args[1:], e)
+	case "unlock":
+		return userUnlock(ctx, args[1:], e)
 	}
-	return usagef("unknown user command %q (create, import, mfa-grace)", args[0])
+	return usagef("unknown user command %q (create, import, mfa-grace, unlock)", args[0])
 }
 
 func userCreate(ctx context.Context, args []string, e env) error {

@@ -53,6 +53,7 @@ Usage:
   sesame user import FILE                       JSON lines with the fields of user create
   sesame user mfa-grace --username U --until YYYY-MM-DD|now
                                                 let one account sign in without a second factor for a while (audited)
+  sesame user unlock --username U               void the account's throttle counts (audited)
   sesame keys rotate                            retire the active signing key, activate the next
 
 Every command takes --config FILE and the same SESAME_* environment as serve.

@@ -59,6 +59,7 @@ func (a *app) server(ctx context.Context, reg *prometheus.Registry) (*idp.Server
 		SessionTTL:     a.cfg.Session.Lifetime,
 		FactorWindow:   a.cfg.Session.FactorWindow,
 		Demo:           a.cfg.DemoEnabled(),
+		Regulate:       regulateConfig(a.cfg.Regulate),
 		Logger:         a.log,
 		Registry:       reg,
 		Checks: []idp.Check{

@@ -1,4 +1,19 @@
-// Package regulate throttles password and code attempts per account and
-// per client address, with counters in the ephemeral store (whose clock is
-// injected in tests). It knows nothing of HTTP or of the pages.
+// Package regulate throttles guessing: passwords and second-factor codes,
+// and the unauthenticated requests that create stored state.
+//
+// It counts failures, never successes, per account × network and per
+// account × device, with waits that grow with each failure rather than a
+// hard lock. A browser on which the account signed in before carries a
+// device cookie (session.Manager.RememberDevice) and is judged on its own
+// failures alone, so a stranger's failures never lock it out; unknown
+// devices share a cap of MaxUnknown consecutive failures per account (NIST
+// SP 800-63B §5.2.2), and a network's failures across accounts are capped
+// too. Support voids an account's counts with Unlock (`sesame user unlock`).
+// AllowRequest counts requests per network, generously: a hospital behind
+// one address signs in hundreds of people at 7 a.m.
+//
+// State lives in the ephemeral store through the narrow Store interface,
+// changed by atomic read-modify-writes; the windows follow the injected
+// clock. Key names carry hashes of accounts and device cookies, never the
+// values. It knows nothing of HTTP, of the pages, or of the durable store.
 package regulate

@@ -1,6 +1,7 @@
 // Package session holds the browser session (per-factor timestamps, the
 // networks where a second factor was verified, acr and amr), the browser
-// binding cookie with the CSRF tokens derived from it, and the reduction
+// binding cookie with the CSRF tokens derived from it, the long-lived device
+// cookie a browser keeps after a successful sign-in, and the reduction
 // of client addresses to networks for the step-up policy.
 //
 // Sessions live in the ephemeral store: losing them signs people out and
