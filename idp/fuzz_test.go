@@ -20,7 +20,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/sesame-idp/sesame/idp/oidcstore"
-	"github.com/sesame-idp/sesame/idp/regulate"
 	"github.com/sesame-idp/sesame/idp/store"
 )
 
@@ -375,8 +374,8 @@ func FuzzToken(f *testing.F) {
 	f.Fuzz(func(t *testing.T, endpoint uint8, withCookies bool, auth, body string, pad uint16) {
 		ep := fuzzEndpoints[int(endpoint)%len(fuzzEndpoints)]
 		// Each input starts with the user's attempt counters at zero.
-		fe.env.srv.Login.Regulator.Reset(context.Background(), regulate.Password, fuzzUser)
-		fe.env.srv.Login.Regulator.Reset(context.Background(), regulate.Code, fe.user.ID)
+		_ = fe.env.srv.Login.Regulator.Unlock(context.Background(), fuzzUser)
+		_ = fe.env.srv.Login.Regulator.Unlock(context.Background(), fe.user.ID)
 		ph := fe.placeholders(t, auth+body, pad)
 		auth, body = ph.Replace(auth), ph.Replace(body)
 

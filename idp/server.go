@@ -155,7 +155,10 @@ func (s *Server) Handler() (http.Handler, error) {
 		sessions.Path = "/"
 	}
 	kit := &web.Kit{Templates: s.Templates, Sessions: sessions, Prefix: prefix, Logger: s.Logger}
-	regulator := &regulate.Regulator{Counter: s.Ephemeral}
+	regulator, err := regulate.New(s.Ephemeral, s.Regulate, s.Now)
+	if err != nil {
+		return nil, fmt.Errorf("regulate: %w", err)
+	}
 	s.Flow = &flow.Flow{
 		Store:        s.Store,
 		Storage:      s.Storage,
@@ -164,6 +167,7 @@ func (s *Server) Handler() (http.Handler, error) {
 		Web:          kit,
 		Provider:     s.Provider,
 		FactorWindow: s.FactorWindow,
+		Regulator:    regulator,
 		SecondFactors: func(ctx context.Context, userID string) ([]store.Credential, error) {
 			return users.SecondFactors(ctx, s.Store, userID)
 		},
@@ -231,7 +235,7 @@ func (s *Server) Handler() (http.Handler, error) {
 	oidcMux := http.NewServeMux()
 	oidcMux.HandleFunc("GET /.well-known/openid-configuration", s.serveDiscovery)
 	oidcMux.HandleFunc("GET /keys", s.serveJWKS)
-	oidcMux.Handle("/authorize", withErrorPage(requireClient(provider, kit), kit))
+	oidcMux.Handle("/authorize", withErrorPage(requireClient(withRequestLimit(provider, s.Flow), kit), kit))
 	oidcMux.Handle("/oauth/introspect", withJSONError(provider, "invalid_client", `Basic realm="sesame"`))
 	oidcMux.Handle("/userinfo", withJSONError(provider, "invalid_token", `Bearer error="invalid_token"`))
 	oidcMux.Handle("/authorize/callback", withErrorPage(s.Flow.Guard(provider), kit))
@@ -313,6 +317,19 @@ func withPageHeaders(pages *http.ServeMux, provider http.Handler) http.Handler {
 			return
 		}
 		provider.ServeHTTP(w, r)
+	})
+}
+
+// withRequestLimit refuses an authorization request when the client's
+// network has created too many (each one stores state): flow.AllowRequest.
+func withRequestLimit(next http.Handler, f *flow.Flow) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := f.AllowRequest(w, r); err != nil {
+			w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
+			f.Web.Fail(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 

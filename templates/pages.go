@@ -34,6 +34,8 @@ type Base struct {
 	// in .error[role=alert] at the top of the form; the message key+"_hint"
 	// follows it when it exists.
 	Error string
+	// ErrorArgs format the Error message (e.g. when to retry).
+	ErrorArgs []any
 	// Notice is a message KEY for a neutral banner (.notice[role=status]),
 	// formatted with NoticeArgs.
 	Notice     string

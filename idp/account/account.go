@@ -104,6 +104,9 @@ func (h *Handler) authRequest(ctx context.Context, fresh bool) (*oidcstore.AuthR
 
 // signIn sends the browser through the sign-in flow of the account client.
 func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, fresh bool) error {
+	if err := h.Flow.AllowRequest(w, r); err != nil {
+		return err
+	}
 	a, err := h.authRequest(r.Context(), fresh)
 	if err != nil {
 		return err

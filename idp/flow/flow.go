@@ -14,6 +14,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/sesame-idp/sesame/idp/oidcstore"
+	"github.com/sesame-idp/sesame/idp/regulate"
 	"github.com/sesame-idp/sesame/idp/session"
 	"github.com/sesame-idp/sesame/idp/store"
 	"github.com/sesame-idp/sesame/idp/web"
@@ -55,6 +56,8 @@ type Flow struct {
 	FactorWindow time.Duration
 	// MaxFailures wrong codes void a challenge (default 5).
 	MaxFailures int
+	// Regulator limits the auth requests one network may create.
+	Regulator *regulate.Regulator
 	// SecondFactors lists the user's verified second factors (the gate).
 	SecondFactors func(ctx context.Context, userID string) ([]store.Credential, error)
 	Logger        *slog.Logger
@@ -142,6 +145,23 @@ func (f *Flow) storageErr(err error) error {
 		return err
 	}
 	return web.Unavailable(err)
+}
+
+// AllowRequest is asked before an unauthenticated request stores a new
+// auth request: one network may create only so many (regulate.requests
+// per regulate.request_window).
+func (f *Flow) AllowRequest(w http.ResponseWriter, r *http.Request) error {
+	if f.Regulator == nil {
+		return nil
+	}
+	v, err := f.Regulator.AllowRequest(r.Context(), f.Networks.ClientIP(r))
+	if err != nil {
+		return web.Unavailable(err)
+	}
+	if !v.Allowed {
+		return web.Throttled(f.Web.Lang(w, r, nil, ""), v.RetryAfter)
+	}
+	return nil
 }
 
 // Request loads the auth request named by the "flow" parameter.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -82,9 +83,13 @@ func (h *Handler) showLogin(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) renderLogin(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthRequest, status int, username, errKey string) error {
+	return h.renderLoginWith(w, r, a, status, username, errKey)
+}
+
+func (h *Handler) renderLoginWith(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthRequest, status int, username, errKey string, args ...any) error {
 	lang := h.Web.Lang(w, r, a.UILocales, "")
 	b := h.Web.Base(w, r, lang)
-	b.Error = errKey
+	b.Error, b.ErrorArgs = errKey, args
 	name := a.ClientID
 	if c, err := h.Store.GetClient(r.Context(), a.ClientID); err == nil && c.Name != "" {
 		name = c.Name
@@ -110,13 +115,16 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) error {
 	if username == "" || password == "" || len(username) > 256 || len(password) > 1024 {
 		return h.renderLogin(w, r, a, http.StatusBadRequest, username, "error.credentials")
 	}
-	ip := h.Flow.Networks.ClientIP(r)
-	subject := store.FoldUsername(username)
-	if ok, err := h.Regulator.Attempt(r.Context(), regulate.Password, subject, ip.String()); err != nil {
+	att := regulate.Attempt{Kind: regulate.KindPassword, Account: store.FoldUsername(username),
+		IP: h.Flow.Networks.ClientIP(r), Device: h.Sessions.Device(r)}
+	if v, err := h.Regulator.Check(r.Context(), att); err != nil {
 		return web.Unavailable(err)
-	} else if !ok {
-		h.audit(r, store.AuditEvent{Type: "login.throttled", Details: map[string]string{"username": username}})
-		return h.renderLogin(w, r, a, http.StatusTooManyRequests, username, "error.throttled")
+	} else if !v.Allowed {
+		h.audit(r, store.AuditEvent{Type: "login.throttled", ClientID: a.ClientID,
+			Details: map[string]string{"username": att.Account, "reason": string(v.Reason)}})
+		w.Header().Set("Retry-After", strconv.Itoa(v.RetryAfterSeconds()))
+		lang := h.Web.Lang(w, r, a.UILocales, "")
+		return h.renderLoginWith(w, r, a, http.StatusTooManyRequests, username, "error.throttled_wait", web.FormatWait(lang, v.RetryAfter))
 	}
 
 	if h.HashSlots != nil {
@@ -144,6 +152,9 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) error {
 		// Unknown user, inactive account or no password: same answer, same
 		// cost as a wrong password.
 		h.Passwords.DummyVerify(password)
+		if err := h.Regulator.Fail(r.Context(), att); err != nil {
+			return web.Unavailable(err)
+		}
 		h.audit(r, store.AuditEvent{Type: "login.failed", UserID: u.ID, ClientID: a.ClientID, Details: map[string]string{"reason": "unknown_or_inactive"}})
 		return h.renderLogin(w, r, a, http.StatusUnauthorized, username, "error.credentials")
 	}
@@ -152,10 +163,16 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			h.Logger.Error("verify password", "user_id", u.ID, "err", err)
 		}
+		if err := h.Regulator.Fail(r.Context(), att); err != nil {
+			return web.Unavailable(err)
+		}
 		h.audit(r, store.AuditEvent{Type: "login.failed", UserID: u.ID, ClientID: a.ClientID, Details: map[string]string{"reason": "password"}})
 		return h.renderLogin(w, r, a, http.StatusUnauthorized, username, "error.credentials")
 	}
-	h.Regulator.Reset(r.Context(), regulate.Password, subject)
+	att.Device = h.Sessions.RememberDevice(w, r)
+	if err := h.Regulator.Succeed(r.Context(), att); err != nil {
+		return web.Unavailable(err)
+	}
 	if rehash {
 		if phc, err := h.Passwords.Hash(password); err == nil {
 			_ = h.Store.SetPassword(r.Context(), u.ID, phc, h.now())

@@ -136,15 +136,41 @@ func (h *Handler) renderChallenge(w http.ResponseWriter, r *http.Request, st *fl
 	})
 }
 
-// attempt applies the per-account and per-address limits on codes.
+// codeAttempt is the throttle's view of a code for st's user.
+func (h *Handler) codeAttempt(r *http.Request, st *flow.State) regulate.Attempt {
+	return regulate.Attempt{Kind: regulate.KindCode, Account: st.User.ID, IP: h.Flow.Networks.ClientIP(r), Device: h.Flow.Sessions.Device(r)}
+}
+
+// attempt applies the throttle's limits on codes (failures per account ×
+// network and × device, growing waits).
 func (h *Handler) attempt(r *http.Request, st *flow.State) error {
-	ok, err := h.Regulator.Attempt(r.Context(), regulate.Code, st.User.ID, h.Flow.Networks.ClientIP(r).String())
+	v, err := h.Regulator.Check(r.Context(), h.codeAttempt(r, st))
 	if err != nil {
 		return web.Unavailable(err)
 	}
-	if !ok {
-		h.audit(r, store.AuditEvent{Type: "mfa.throttled", UserID: st.User.ID, ClientID: st.A.ClientID})
-		return &web.PublicError{Status: http.StatusTooManyRequests, Lang: st.Lang, Key: "error.throttled"}
+	if !v.Allowed {
+		h.audit(r, store.AuditEvent{Type: "mfa.throttled", UserID: st.User.ID, ClientID: st.A.ClientID,
+			Details: map[string]string{"reason": string(v.Reason)}})
+		return web.Throttled(st.Lang, v.RetryAfter)
+	}
+	return nil
+}
+
+// failed reports a wrong code to the throttle and the flow.
+func (h *Handler) failed(w http.ResponseWriter, r *http.Request, st *flow.State, method string) error {
+	if err := h.Regulator.Fail(r.Context(), h.codeAttempt(r, st)); err != nil {
+		return web.Unavailable(err)
+	}
+	return h.Flow.Failed(w, r, st, method)
+}
+
+// succeeded reports a right code to the throttle (this account × network
+// and device only) and remembers the device.
+func (h *Handler) succeeded(w http.ResponseWriter, r *http.Request, st *flow.State) error {
+	att := h.codeAttempt(r, st)
+	att.Device = h.Flow.Sessions.RememberDevice(w, r)
+	if err := h.Regulator.Succeed(r.Context(), att); err != nil {
+		return web.Unavailable(err)
 	}
 	return nil
 }
@@ -177,7 +203,7 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request) error {
 	}
 	cred, err := f.Verify(r.Context(), st.User, code, h.now())
 	if errors.Is(err, ErrCodeInvalid) {
-		if err := h.Flow.Failed(w, r, st, method); err != nil {
+		if err := h.failed(w, r, st, method); err != nil {
 			return err
 		}
 		return h.renderChallenge(w, r, st, http.StatusUnprocessableEntity, method, "error.code_invalid")
@@ -187,7 +213,9 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request) error {
 	}
 	h.audit(r, store.AuditEvent{Type: "mfa.verified", ActorID: st.User.ID, UserID: st.User.ID, ClientID: st.A.ClientID,
 		Details: map[string]string{"method": method, "credential_id": cred.ID}})
-	h.Regulator.Reset(r.Context(), regulate.Code, st.User.ID)
+	if err := h.succeeded(w, r, st); err != nil {
+		return err
+	}
 	if err := h.Flow.Verified(r, st, f.AMR(), flow.StepVerified); err != nil {
 		return err
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sesame-idp/sesame/idp/flow"
-	"github.com/sesame-idp/sesame/idp/regulate"
 	"github.com/sesame-idp/sesame/idp/store"
 	"github.com/sesame-idp/sesame/idp/users"
 	"github.com/sesame-idp/sesame/idp/web"
@@ -100,7 +99,7 @@ func (h *Handler) useRecovery(w http.ResponseWriter, r *http.Request, st *flow.S
 		})
 	})
 	if errors.Is(err, ErrCodeInvalid) {
-		if err := h.Flow.Failed(w, r, st, "recovery"); err != nil {
+		if err := h.failed(w, r, st, "recovery"); err != nil {
 			return err
 		}
 		return h.renderChallenge(w, r, st, http.StatusUnprocessableEntity, "recovery", "error.recovery_invalid")
@@ -109,7 +108,9 @@ func (h *Handler) useRecovery(w http.ResponseWriter, r *http.Request, st *flow.S
 		return web.Unavailable(err)
 	}
 	h.poke()
-	h.Regulator.Reset(r.Context(), regulate.Code, u.ID)
+	if err := h.succeeded(w, r, st); err != nil {
+		return err
+	}
 	next := flow.StepVerified
 	if remaining == 0 {
 		next = flow.StepRecoveryEmpty

@@ -167,7 +167,7 @@ func (h *Handler) totpConfirm(w http.ResponseWriter, r *http.Request) error {
 	u := st.User
 	step, match := MatchTOTP(secret, r.PostFormValue("code"), h.now())
 	if !match {
-		if err := h.Flow.Failed(w, r, st, "totp_enroll"); err != nil {
+		if err := h.failed(w, r, st, "totp_enroll"); err != nil {
 			return err
 		}
 		return h.renderConfirm(w, r, st, http.StatusUnprocessableEntity, device, "error.code_invalid")
@@ -238,6 +238,9 @@ func (h *Handler) totpConfirm(w http.ResponseWriter, r *http.Request) error {
 		return web.Unavailable(err)
 	}
 	h.poke()
+	if err := h.succeeded(w, r, st); err != nil {
+		return err
+	}
 	if err := h.Flow.Verified(r, st, flow.OTP, flow.StepVerified); err != nil {
 		return err
 	}

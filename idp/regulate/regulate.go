@@ -97,11 +97,6 @@ func (v Verdict) RetryAfterSeconds() int {
 // verifying when it says so), then Fail after a wrong one or Succeed after
 // a right one. Refused attempts are not failures: do not report them.
 type Regulator struct {
-	// Counter serves the legacy Attempt and Reset (legacy.go).
-	//
-	// Deprecated: goes with them.
-	Counter Counter
-
 	store Store
 	cfg   Config
 	now   func() time.Time

@@ -96,4 +96,3 @@ func TestRecoveryCodeNormalisation(t *testing.T) {
 		}
 	}
 }
-

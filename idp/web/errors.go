@@ -82,3 +82,45 @@ func Forbidden() *PublicError {
 func Unavailable(err error) *PublicError {
 	return &PublicError{Status: http.StatusServiceUnavailable, Title: "error.generic.title", Key: "error.generic.message", Err: err}
 }
+
+// Throttled is a 429 that says when to retry.
+func Throttled(lang string, wait time.Duration) *PublicError {
+	return &PublicError{Status: http.StatusTooManyRequests, Lang: lang, Key: "error.throttled_wait",
+		Args: []any{FormatWait(lang, wait)}, Retry: wait}
+}
+
+// FormatWait says a wait the way people do: "45 secondes", "3 minutes",
+// "2 h 30" ("45 seconds", "3 minutes", "2 h 30 min" in English); it rounds
+// up, so the person never comes back too early.
+func FormatWait(lang string, d time.Duration) string {
+	en := lang == "en"
+	switch secs := int((d + time.Second - 1) / time.Second); {
+	case secs < 60:
+		secs = max(secs, 1)
+		if en {
+			return plural(secs, "second", "seconds")
+		}
+		return plural(secs, "seconde", "secondes")
+	case secs < 3600:
+		return plural((secs+59)/60, "minute", "minutes")
+	default:
+		mins := (secs + 59) / 60
+		h, m := mins/60, mins%60
+		switch {
+		case m == 0 && en:
+			return plural(h, "hour", "hours")
+		case m == 0:
+			return plural(h, "heure", "heures")
+		case en:
+			return strconv.Itoa(h) + " h " + strconv.Itoa(m) + " min"
+		}
+		return strconv.Itoa(h) + "\u00a0h\u00a0" + strconv.Itoa(m)
+	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1\u00a0" + one
+	}
+	return strconv.Itoa(n) + "\u00a0" + many
+}
