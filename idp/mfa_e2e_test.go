@@ -15,7 +15,6 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/sesame-idp/sesame/idp/login"
 	"github.com/sesame-idp/sesame/idp/flow"
 	"github.com/sesame-idp/sesame/idp/mfa"
 	"github.com/sesame-idp/sesame/idp/session"
@@ -493,7 +492,7 @@ func TestActivationLink(t *testing.T) {
 				return err
 			}
 			var err error
-			token, err = login.NewActivationToken(context.Background(), tx, u.ID, time.Now().UTC())
+			token, err = users.NewActivationToken(context.Background(), tx, u.ID, time.Now().UTC())
 			return err
 		})
 		if err != nil {

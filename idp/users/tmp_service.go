@@ -5,20 +5,11 @@ package users
 import (
 	"context"
 	"errors"
-	"time"
 
-	"github.com/sesame-idp/sesame/idp/seal"
 	"github.com/sesame-idp/sesame/idp/store"
 )
 
 var ErrLastMethod = errors.New("users: the last second factor cannot be removed")
-
-type Service struct {
-	Store     store.Store
-	Sealer    *seal.Sealer
-	Passwords Passwords
-	Now       func() time.Time
-}
 
 func (s *Service) RemoveSecondFactor(ctx context.Context, userID, id string, e store.AuditEvent) (store.Credential, error) {
 	var removed store.Credential
