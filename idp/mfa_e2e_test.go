@@ -493,7 +493,7 @@ func TestActivationLink(t *testing.T) {
 				return err
 			}
 			var err error
-			token, err = login.NewActivationToken(context.Background(), tx, u.ID, time.Now().UTC())
+			token, err = users.NewActivationToken(context.Background(), tx, u.ID, time.Now().UTC())
 			return err
 		})
 		if err != nil {

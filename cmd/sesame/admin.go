@@ -3,16 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"net/mail"
 	"net/url"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -21,8 +17,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sesame-idp/sesame/idp"
-	"github.com/sesame-idp/sesame/idp/login"
-	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/idp/store"
 	"github.com/sesame-idp/sesame/idp/users"
 )
@@ -69,11 +63,11 @@ func (a *app) firstStart(ctx context.Context, e env) error {
 	if err := a.syncDemoClient(ctx); err != nil {
 		return err
 	}
-	users, err := a.store.ListUsers(ctx, "", 1)
+	existing, err := a.store.ListUsers(ctx, "", 1)
 	if err != nil {
 		return fmt.Errorf("list users: %w", err)
 	}
-	if len(users) > 0 {
+	if len(existing) > 0 {
 		return nil
 	}
 	link, err := a.bootstrapAdmin(ctx, "admin", "admin@localhost")
@@ -84,7 +78,7 @@ func (a *app) firstStart(ctx context.Context, e env) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "First start: activate the administrator account \"admin\" (single use, valid %s):\n%s\n",
-		login.ActivationTTL, link)
+		users.ActivationTTL, link)
 	return nil
 }
 
@@ -139,24 +133,18 @@ func (a *app) syncDemoClient(ctx context.Context) error {
 	return nil
 }
 
+// service is idp/users on the command's stores; its audit events name
+// the CLI as the actor.
+func (a *app) service() *users.Service {
+	return &users.Service{Store: a.store, Sealer: a.sealer, Passwords: users.Passwords{Params: users.DefaultPasswordParams()}, Now: now}
+}
+
+// byCLI is who the audit events of the commands name.
+var byCLI = store.AuditEvent{ActorID: "cli"}
+
 // bootstrapAdmin creates a pending administrator and its activation link.
 func (a *app) bootstrapAdmin(ctx context.Context, username, email string) (string, error) {
-	var token string
-	err := a.store.InTx(ctx, func(tx store.Tx) error {
-		u := store.User{
-			ID: uuid.NewString(), Username: store.FoldUsername(username), Email: email,
-			Locale: "fr-CA", Status: store.StatusPendingActivation, AccountType: "person", Occupation: "administrative",
-			CreatedAt: now(), UpdatedAt: now(),
-		}
-		if err := tx.CreateUser(ctx, u); err != nil {
-			return err
-		}
-		var err error
-		if token, err = login.NewActivationToken(ctx, tx, u.ID, now()); err != nil {
-			return err
-		}
-		return tx.AppendAuditEvent(ctx, store.AuditEvent{ID: uuid.NewString(), At: now(), Type: "admin.bootstrap", ActorID: "cli", UserID: u.ID})
-	})
+	_, token, err := a.service().BootstrapAdmin(ctx, username, email, byCLI)
 	if err != nil {
 		return "", err
 	}
@@ -173,11 +161,11 @@ func cmdAdmin(ctx context.Context, args []string, e env) error {
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
-	if err := validUsername(*username); err != nil {
-		return err
+	if err := users.CheckUsername(*username); err != nil {
+		return flagError(err)
 	}
-	if err := validEmail(*email); err != nil {
-		return err
+	if err := users.CheckEmail(*email); err != nil {
+		return flagError(err)
 	}
 	a, err := openForCommand(ctx, *file, e)
 	if err != nil {
@@ -191,67 +179,41 @@ func cmdAdmin(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "Activation link for %s (single use, valid %s):\n%s\n", store.FoldUsername(*username), login.ActivationTTL, link)
+	fmt.Fprintf(e.stdout, "Activation link for %s (single use, valid %s):\n%s\n", store.FoldUsername(*username), users.ActivationTTL, link)
 	return nil
 }
 
-// ---- validation ----
+// ---- errors ----
 
-var (
-	usernameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._@-]{1,63}$`)
-	clientIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-)
-
-func validUsername(u string) error {
-	if !usernameRE.MatchString(store.FoldUsername(u)) {
-		return usagef("--username: %q must be 2 to 64 letters, digits or . _ @ -", u)
-	}
-	return nil
+// flagOf names the flags of the idp/users fields that are not the field
+// with dashes.
+var flagOf = map[string]string{
+	"redirect_uris":    "--redirect-uri",
+	"post_logout_uris": "--post-logout-uri",
+	"grant_types":      "--grant",
+	"scopes":           "--scope",
 }
 
-func validEmail(e string) error {
-	a, err := mail.ParseAddress(e)
-	if err != nil || a.Address != e || !strings.Contains(e, "@") {
-		return usagef("--email: %q is not an email address", e)
+// flagError turns an *users.InputError into the one line the CLI prints:
+// a bad field is a usage error naming its flag ("--email: "x" is not an
+// email address", exit 2), a taken username a failure ("username "x" is
+// already taken", exit 1). Other errors are returned as they are.
+func flagError(err error) error {
+	var ie *users.InputError
+	if !errors.As(err, &ie) {
+		return err
 	}
-	return nil
-}
-
-func validLocale(l string) error {
-	if l != "fr-CA" && l != "en-CA" {
-		return usagef("--locale: %q must be fr-CA or en-CA", l)
+	if errors.Is(ie, store.ErrConflict) {
+		return errors.New(ie.Field + " " + ie.Message)
 	}
-	return nil
-}
-
-// validRedirect: absolute, no fragment, https or http on loopback.
-func validRedirect(flagName, raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" {
-		return usagef("%s: %q must be an absolute URL without fragment", flagName, raw)
+	flag, ok := flagOf[ie.Field]
+	if !ok {
+		flag = "--" + strings.ReplaceAll(ie.Field, "_", "-")
 	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		h := u.Hostname()
-		if h != "localhost" && h != "127.0.0.1" && h != "::1" {
-			return usagef("%s: %q must use https (http only on localhost)", flagName, raw)
-		}
-	default:
-		return usagef("%s: %q must use https", flagName, raw)
-	}
-	return nil
+	return usagef("%s: %s", flag, ie.Message)
 }
 
 // ---- clients ----
-
-func newSecret() string {
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-var knownGrants = []string{"authorization_code", "refresh_token", "client_credentials"}
 
 func cmdClient(ctx context.Context, args []string, e env) error {
 	if len(args) == 0 {
@@ -287,75 +249,26 @@ func clientCreate(ctx context.Context, args []string, e env) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if !clientIDRE.MatchString(*id) {
-		return usagef("--id: %q must be 1 to 64 letters, digits or . _ -", *id)
-	}
-	if len(grants) == 0 {
-		grants = stringList{"authorization_code", "refresh_token"}
-	}
-	for _, g := range grants {
-		if !slices.Contains(knownGrants, g) {
-			return usagef("--grant: %q is not one of %s", g, strings.Join(knownGrants, ", "))
-		}
-	}
-	if *public && slices.Contains(grants, "client_credentials") {
-		return usagef("--grant: a public client cannot use client_credentials")
-	}
-	if slices.Contains(grants, "authorization_code") && len(redirects) == 0 {
-		return usagef("--redirect-uri: required for the authorization_code grant")
-	}
-	for _, r := range redirects {
-		if err := validRedirect("--redirect-uri", r); err != nil {
-			return err
-		}
-	}
-	for _, r := range logouts {
-		if err := validRedirect("--post-logout-uri", r); err != nil {
-			return err
-		}
-	}
-	if len(scopes) == 0 {
-		scopes = stringList{"openid", "profile", "email", "offline_access"}
-	}
-	if *format != "opaque" && *format != "jwt" {
-		return usagef("--token-format: %q must be opaque or jwt", *format)
-	}
-	if *alg != "RS256" && *alg != "ES256" {
-		return usagef("--signing-alg: %q must be RS256 or ES256", *alg)
-	}
-	if *method != "client_secret_basic" && *method != "client_secret_post" {
-		return usagef("--auth-method: %q must be client_secret_basic or client_secret_post", *method)
-	}
-	c := store.Client{
+	in := users.NewClient{
 		ID: *id, Name: *name, Public: *public, RedirectURIs: redirects, PostLogoutURIs: logouts,
-		GrantTypes: grants, Scopes: scopes, AuthMethod: *method, PKCERequired: *public || *pkce,
-		TokenFormat: *format, IDTokenAlg: *alg, CreatedAt: now(), UpdatedAt: now(),
+		GrantTypes: grants, Scopes: scopes, PKCE: *pkce, AuthMethod: *method, TokenFormat: *format, SigningAlg: *alg,
 	}
-	secret := ""
-	if *public {
-		c.AuthMethod = "none"
-	} else {
-		secret = newSecret()
-		c.SecretHash = oidcstore.HashSecret(secret)
+	if err := in.Validate(); err != nil {
+		return flagError(err)
 	}
 	a, err := openForCommand(ctx, *file, e)
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	err = a.store.InTx(ctx, func(tx store.Tx) error {
-		if err := tx.CreateClient(ctx, c); err != nil {
-			return err
-		}
-		return tx.AppendAuditEvent(ctx, store.AuditEvent{ID: uuid.NewString(), At: now(), Type: "client.created", ActorID: "cli", ClientID: c.ID})
-	})
+	c, secret, err := a.service().CreateClient(ctx, in, byCLI)
 	if errors.Is(err, store.ErrConflict) {
-		return fmt.Errorf("client %q already exists", c.ID)
+		return fmt.Errorf("client %q already exists", in.ID)
 	}
 	if err != nil {
-		return err
+		return flagError(err)
 	}
-	if *public {
+	if c.Public {
 		fmt.Fprintf(e.stdout, "client created: %s (public: PKCE required, no secret)\n", c.ID)
 		return nil
 	}
@@ -394,7 +307,7 @@ func clientList(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	defer a.close()
-	clients, err := a.store.ListClients(ctx)
+	clients, err := a.service().ListClients(ctx)
 	if err != nil {
 		return err
 	}
@@ -420,12 +333,7 @@ func clientDelete(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	defer a.close()
-	err = a.store.InTx(ctx, func(tx store.Tx) error {
-		if err := tx.DeleteClient(ctx, id); err != nil {
-			return err
-		}
-		return tx.AppendAuditEvent(ctx, store.AuditEvent{ID: uuid.NewString(), At: now(), Type: "client.deleted", ActorID: "cli", ClientID: id})
-	})
+	err = a.service().DeleteClient(ctx, id, byCLI)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("no client %q", id)
 	}
@@ -446,21 +354,10 @@ func clientRotate(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	defer a.close()
-	secret := newSecret()
-	err = a.store.InTx(ctx, func(tx store.Tx) error {
-		c, err := tx.GetClient(ctx, id)
-		if err != nil {
-			return err
-		}
-		if c.Public {
-			return errors.New("a public client has no secret")
-		}
-		c.SecretHash, c.UpdatedAt = oidcstore.HashSecret(secret), now()
-		if err := tx.UpdateClient(ctx, c); err != nil {
-			return err
-		}
-		return tx.AppendAuditEvent(ctx, store.AuditEvent{ID: uuid.NewString(), At: now(), Type: "client.secret_rotated", ActorID: "cli", ClientID: id})
-	})
+	secret, err := a.service().RotateClientSecret(ctx, id, byCLI)
+	if errors.Is(err, users.ErrPublicClient) {
+		return errors.New("a public client has no secret")
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("no client %q", id)
 	}
@@ -473,93 +370,10 @@ func clientRotate(ctx context.Context, args []string, e env) error {
 
 // ---- users ----
 
-// userInput is one user to create, from flags or a JSON line.
-type userInput struct {
-	Username   string `json:"username"`
-	Email      string `json:"email"`
-	Password   string `json:"password"`
-	GivenName  string `json:"given_name"`
-	FamilyName string `json:"family_name"`
-	Locale     string `json:"locale"`
-	TOTPSecret string `json:"totp_secret"`
-}
-
-func (in *userInput) validate() error {
-	if err := validUsername(in.Username); err != nil {
-		return err
-	}
-	if err := validEmail(in.Email); err != nil {
-		return err
-	}
-	if in.Locale == "" {
-		in.Locale = "fr-CA"
-	}
-	if err := validLocale(in.Locale); err != nil {
-		return err
-	}
-	if err := users.CheckPasswordPolicy(in.Password, store.FoldUsername(in.Username)); err != nil {
-		return usagef("--password: %s", policyText(err))
-	}
-	return validTOTPSecret(in.TOTPSecret)
-}
-
-func policyText(err error) string {
-	switch {
-	case errors.Is(err, users.ErrPasswordTooShort):
-		return fmt.Sprintf("at least %d characters are required", users.MinPasswordLen)
-	case errors.Is(err, users.ErrPasswordTooLong):
-		return "too long"
-	default:
-		return "too common or too close to the username; choose another (a passphrase is fine)"
-	}
-}
-
-// createUsers hashes the passwords and creates every user in one
-// transaction: all or nothing.
-func (a *app) createUsers(ctx context.Context, ins []userInput) ([]string, error) {
-	pw := users.Passwords{Params: users.DefaultPasswordParams()}
-	users := make([]store.User, len(ins))
-	hashes := make([]string, len(ins))
-	for i, in := range ins {
-		h, err := pw.Hash(in.Password)
-		if err != nil {
-			return nil, err
-		}
-		hashes[i] = h
-		users[i] = store.User{
-			ID: uuid.NewString(), Username: store.FoldUsername(in.Username), Email: in.Email,
-			GivenName: in.GivenName, FamilyName: in.FamilyName, Locale: in.Locale,
-			Status: store.StatusActive, AccountType: "person", CreatedAt: now(), UpdatedAt: now(),
-		}
-	}
-	err := a.store.InTx(ctx, func(tx store.Tx) error {
-		for i, u := range users {
-			if err := tx.CreateUser(ctx, u); err != nil {
-				if errors.Is(err, store.ErrConflict) {
-					return fmt.Errorf("username %q is already taken", u.Username)
-				}
-				return err
-			}
-			if err := tx.SetPassword(ctx, u.ID, hashes[i], now()); err != nil {
-				return err
-			}
-			if err := a.importTOTP(ctx, tx, u, ins[i].TOTPSecret); err != nil {
-				return err
-			}
-			if err := tx.AppendAuditEvent(ctx, store.AuditEvent{ID: uuid.NewString(), At: now(), Type: "user.created", ActorID: "cli", UserID: u.ID}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]string, len(users))
-	for i, u := range users {
-		ids[i] = u.ID
-	}
-	return ids, nil
+// createUsers creates every user in one transaction: all or nothing.
+func (a *app) createUsers(ctx context.Context, ins []users.NewUser) ([]store.User, error) {
+	created, err := a.service().CreateUsers(ctx, ins, byCLI)
+	return created, flagError(err)
 }
 
 func cmdUser(ctx context.Context, args []string, e env) error {
@@ -581,7 +395,7 @@ func cmdUser(ctx context.Context, args []string, e env) error {
 
 func userCreate(ctx context.Context, args []string, e env) error {
 	fs, file := flags("user create", e)
-	var in userInput
+	var in users.NewUser
 	fs.StringVar(&in.Username, "username", "", "`username`")
 	fs.StringVar(&in.Email, "email", "", "`email` address")
 	fs.StringVar(&in.Password, "password", "", "initial `password`")
@@ -592,19 +406,19 @@ func userCreate(ctx context.Context, args []string, e env) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := in.validate(); err != nil {
-		return err
+	if err := in.Validate(); err != nil {
+		return flagError(err)
 	}
 	a, err := openForCommand(ctx, *file, e)
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	ids, err := a.createUsers(ctx, []userInput{in})
+	created, err := a.createUsers(ctx, []users.NewUser{in})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "user created: %s\n", ids[0])
+	fmt.Fprintf(e.stdout, "user created: %s\n", created[0].ID)
 	return nil
 }
 
@@ -624,7 +438,7 @@ func userImport(ctx context.Context, args []string, e env) error {
 		return usagef("%v", err)
 	}
 	defer f.Close()
-	var ins []userInput
+	var ins []users.NewUser
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -632,14 +446,14 @@ func userImport(ctx context.Context, args []string, e env) error {
 		if line == "" {
 			continue
 		}
-		var in userInput
+		var in users.NewUser
 		dec := json.NewDecoder(strings.NewReader(line))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&in); err != nil {
 			return usagef("%s line %d: not a user record: %v", fs.Arg(0), n, err)
 		}
-		if err := in.validate(); err != nil {
-			return usagef("%s line %d: %v", fs.Arg(0), n, err)
+		if err := in.Validate(); err != nil {
+			return usagef("%s line %d: %v", fs.Arg(0), n, flagError(err))
 		}
 		ins = append(ins, in)
 	}
@@ -651,14 +465,14 @@ func userImport(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	defer a.close()
-	ids, err := a.createUsers(ctx, ins)
+	created, err := a.createUsers(ctx, ins)
 	if err != nil {
 		return err
 	}
-	for i, id := range ids {
-		fmt.Fprintf(e.stdout, "user created: %s %s\n", store.FoldUsername(ins[i].Username), id)
+	for _, u := range created {
+		fmt.Fprintf(e.stdout, "user created: %s %s\n", u.Username, u.ID)
 	}
-	fmt.Fprintf(e.stdout, "imported %d users\n", len(ids))
+	fmt.Fprintf(e.stdout, "imported %d users\n", len(created))
 	return nil
 }
 
@@ -671,18 +485,15 @@ func userGrace(ctx context.Context, args []string, e env) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	var end time.Time
-	switch *until {
-	case "now":
-		end = now()
-	default:
+	var end time.Time // zero: now
+	if *until != "now" {
 		d, err := time.Parse("2006-01-02", *until)
 		if err != nil {
 			return usagef("--until: %q is not a date like 2026-12-31", *until)
 		}
 		end = d.Add(24 * time.Hour).UTC()
-		if end.Before(now()) || end.After(now().Add(31*24*time.Hour)) {
-			return usagef("--until: the grace period must end within the next 30 days")
+		if err := users.CheckMFAGraceUntil(end, now()); err != nil {
+			return flagError(err)
 		}
 	}
 	a, err := openForCommand(ctx, *file, e)
@@ -690,25 +501,14 @@ func userGrace(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	defer a.close()
-	err = a.store.InTx(ctx, func(tx store.Tx) error {
-		u, err := tx.GetUserByUsername(ctx, *username)
-		if err != nil {
-			return err
-		}
-		u.MFAGraceUntil, u.UpdatedAt = end, now()
-		if err := tx.UpdateUser(ctx, u); err != nil {
-			return err
-		}
-		return tx.AppendAuditEvent(ctx, store.AuditEvent{ID: uuid.NewString(), At: now(), Type: "mfa.grace_granted", ActorID: "cli", UserID: u.ID,
-			Details: map[string]string{"until": end.Format(time.RFC3339)}})
-	})
+	u, err := a.service().SetMFAGrace(ctx, *username, end, byCLI)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("no user %q", *username)
 	}
 	if err != nil {
-		return err
+		return flagError(err)
 	}
-	fmt.Fprintf(e.stdout, "second-factor grace period for %s until %s\n", store.FoldUsername(*username), end.Format(time.RFC3339))
+	fmt.Fprintf(e.stdout, "second-factor grace period for %s until %s\n", u.Username, u.MFAGraceUntil.Format(time.RFC3339))
 	return nil
 }
 

@@ -1,12 +1,8 @@
 package login
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/idp/store"
@@ -14,28 +10,6 @@ import (
 	"github.com/sesame-idp/sesame/idp/web"
 	"github.com/sesame-idp/sesame/templates"
 )
-
-// ActivationKind names activation tokens in the store.
-const ActivationKind = "activation"
-
-// ActivationTTL is how long an activation link works.
-const ActivationTTL = 7 * 24 * time.Hour
-
-// NewActivationToken creates a single-use activation link for a
-// pending_activation user, in tx, and returns the token to put in the URL.
-func NewActivationToken(ctx context.Context, tx store.Tx, userID string, now time.Time) (string, error) {
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	token := base64.RawURLEncoding.EncodeToString(b[:])
-	err := tx.CreateActionToken(ctx, store.ActionToken{
-		Hash:      oidcstore.HashToken(token),
-		Kind:      ActivationKind,
-		UserID:    userID,
-		CreatedAt: now,
-		ExpiresAt: now.Add(ActivationTTL),
-	})
-	return token, err
-}
 
 func (h *Handler) showActivate(w http.ResponseWriter, r *http.Request) error {
 	lang := h.Web.Lang(w, r, nil, "")
@@ -88,7 +62,7 @@ func (h *Handler) postActivate(w http.ResponseWriter, r *http.Request) error {
 	var u store.User
 	var policyErr error
 	err = h.Store.InTx(r.Context(), func(tx store.Tx) error {
-		t, err := tx.ConsumeActionToken(r.Context(), oidcstore.HashToken(token), ActivationKind, h.now())
+		t, err := tx.ConsumeActionToken(r.Context(), oidcstore.HashToken(token), users.ActivationKind, h.now())
 		if err != nil {
 			return err
 		}

@@ -38,6 +38,12 @@ type Tx interface {
 	GetUserByUsername(ctx context.Context, username string) (User, error) // folds the argument
 	UpdateUser(ctx context.Context, u User) error                         // every field but ID and CreatedAt
 	ListUsers(ctx context.Context, afterUsername string, limit int) ([]User, error)
+	// LockUser holds the user's lock until the transaction ends, so that
+	// transactions that check, then change, the user's credentials (the
+	// last second factor, a first enrollment) run one after the other:
+	// call it before the check. ErrNotFound if there is no such user.
+	// Outside a transaction it only checks that the user exists.
+	LockUser(ctx context.Context, userID string) error
 
 	// Credentials: password, totp, sms, webauthn. A user has at most one password.
 	SetPassword(ctx context.Context, userID, phc string, at time.Time) error // upsert

@@ -20,8 +20,11 @@ const (
 	minImportedSecret = 10
 )
 
+// badSecret says what an imported key must be.
+const badSecret = "the key must be base32, at least 16 characters (80 bits)"
+
 // ErrBadSecret: an imported key is not base32 or too short.
-var ErrBadSecret = errors.New("users: the key must be base32, at least 16 characters (80 bits)")
+var ErrBadSecret = errors.New("users: " + badSecret)
 
 // NewTOTPSecret returns a fresh random 160-bit secret.
 func NewTOTPSecret() []byte {

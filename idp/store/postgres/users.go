@@ -53,6 +53,20 @@ func (q queries) GetUserByUsername(ctx context.Context, username string) (store.
 	return u, nil
 }
 
+// LockUser takes the row lock of the user (FOR NO KEY UPDATE: it does not
+// wait for, nor block, the inserts of rows that reference the user, which
+// only take a key-share lock). At READ COMMITTED, the statements that
+// follow it see what the previous holder committed.
+func (q queries) LockUser(ctx context.Context, userID string) error {
+	const query = `SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE`
+
+	var id string
+	if err := q.q.QueryRow(ctx, query, userID).Scan(&id); err != nil {
+		return fmt.Errorf("lock user %s: %w", userID, mapErr(err))
+	}
+	return nil
+}
+
 func (q queries) UpdateUser(ctx context.Context, u store.User) error {
 	const query = `UPDATE users SET username = $2, email = $3, given_name = $4, family_name = $5,
 		locale = $6, status = $7, account_type = $8, occupation = $9, practice_number = $10,

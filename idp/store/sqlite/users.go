@@ -51,6 +51,19 @@ func (q queries) GetUserByUsername(ctx context.Context, username string) (store.
 	return u, nil
 }
 
+// LockUser only checks that the user exists: a transaction holds the
+// database's write lock from its BEGIN IMMEDIATE, so transactions already
+// run one after the other.
+func (q queries) LockUser(ctx context.Context, userID string) error {
+	const query = `SELECT id FROM users WHERE id = ?1`
+
+	var id string
+	if err := q.r.QueryRowContext(ctx, query, userID).Scan(&id); err != nil {
+		return fmt.Errorf("lock user %s: %w", userID, mapErr(err))
+	}
+	return nil
+}
+
 func (q queries) UpdateUser(ctx context.Context, u store.User) error {
 	const query = `UPDATE users SET username = ?2, email = ?3, given_name = ?4, family_name = ?5,
 		locale = ?6, status = ?7, account_type = ?8, occupation = ?9, practice_number = ?10,

@@ -13,8 +13,9 @@ import (
 // workers is how many goroutines race for one value.
 const workers = 50
 
-// RunConcurrency checks that single-use values are used once and that
-// compare-and-set operations have one winner, under concurrent calls. Run
+// RunConcurrency checks that single-use values are used once, that
+// compare-and-set operations have one winner and that transactions holding
+// a user's lock run one after the other, under concurrent calls. Run
 // calls it; newStore is the same as for Run.
 func RunConcurrency(t *testing.T, newStore func(t *testing.T) store.Store) {
 	for _, tc := range []testCase{
@@ -25,6 +26,7 @@ func RunConcurrency(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConsumeActionToken", testRaceConsumeActionToken},
 		{"ClaimOutbox", testRaceClaimOutbox},
 		{"Transactions", testRaceTransactions},
+		{"LockUser", testRaceLockUser},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore(t)) })
 	}
@@ -44,6 +46,21 @@ func race(n int, fn func(i int) error) []error {
 	close(start)
 	wg.Wait()
 	return errs
+}
+
+// warm opens the connections a race will use, by running concurrent
+// transactions first: a pool that opens them lazily would otherwise let
+// the first transaction end while the others still connect, and the race
+// would not be one.
+func warm(t *testing.T, s store.Store) {
+	t.Helper()
+	for i, err := range race(workers, func(int) error {
+		return s.InTx(t.Context(), func(tx store.Tx) error { _, err := tx.ListUsers(t.Context(), "", 1); return err })
+	}) {
+		if err != nil {
+			t.Fatalf("warm-up %d: %v", i, err)
+		}
+	}
 }
 
 // oneWins checks that exactly one error is nil and the others are loser.
@@ -211,4 +228,38 @@ func testRaceTransactions(t *testing.T, s store.Store) {
 	events, err := s.ListAuditEvents(ctx, store.AuditFilter{Limit: 1000})
 	must(t, err)
 	equal(t, len(events), workers, "audit events")
+}
+
+// testRaceLockUser: transactions that lock the user, check it has no
+// second factor, then create one, have one winner (at READ COMMITTED,
+// without the lock, each would see no factor and create its own). A few
+// rounds, each on a user of its own, so that a missing lock shows however
+// the transactions happen to interleave.
+func testRaceLockUser(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	warm(t, s)
+	errEnrolled := errors.New("already enrolled")
+	for round := range 5 {
+		u := newUser(fmt.Sprintf("user-%d", round), fmt.Sprintf("user%d", round))
+		must(t, s.CreateUser(ctx, u))
+		errs := race(workers, func(i int) error {
+			return s.InTx(ctx, func(tx store.Tx) error {
+				if err := tx.LockUser(ctx, u.ID); err != nil {
+					return err
+				}
+				existing, err := tx.ListCredentials(ctx, u.ID, store.CredTOTP)
+				if err != nil {
+					return err
+				}
+				if len(existing) > 0 {
+					return errEnrolled
+				}
+				return tx.CreateCredential(ctx, totp(fmt.Sprintf("cred-%d-%02d", round, i), u.ID, t0))
+			})
+		})
+		w := oneWins(t, errs, errEnrolled)
+		creds, err := s.ListCredentials(ctx, u.ID, store.CredTOTP)
+		must(t, err)
+		equal(t, ids(creds, credID), []string{fmt.Sprintf("cred-%d-%02d", round, w)}, "credentials")
+	}
 }

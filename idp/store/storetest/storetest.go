@@ -51,6 +51,7 @@ var cases = []testCase{
 	{"Users/Update", testUpdateUser},
 	{"Users/List", testListUsers},
 	{"Users/TimesInUTC", testTimesInUTC},
+	{"Users/Lock", testLockUser},
 	{"Credentials/SetPassword", testSetPassword},
 	{"Credentials/CreateGet", testCreateGetCredential},
 	{"Credentials/List", testListCredentials},

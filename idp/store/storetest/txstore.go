@@ -48,6 +48,9 @@ func (s txStore) GetUserByUsername(ctx context.Context, username string) (store.
 	return in(ctx, s, func(tx store.Tx) (store.User, error) { return tx.GetUserByUsername(ctx, username) })
 }
 
+func (s txStore) LockUser(ctx context.Context, userID string) error {
+	return do(ctx, s, func(tx store.Tx) error { return tx.LockUser(ctx, userID) })
+}
 func (s txStore) UpdateUser(ctx context.Context, u store.User) error {
 	return do(ctx, s, func(tx store.Tx) error { return tx.UpdateUser(ctx, u) })
 }

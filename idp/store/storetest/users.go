@@ -57,6 +57,45 @@ func testUserConflict(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrNotFound, "GetUser after conflict")
 }
 
+func testLockUser(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u, _ := seed(t, s)
+	must(t, s.LockUser(ctx, u.ID))
+	wantErr(t, s.LockUser(ctx, "user-2"), store.ErrNotFound, "LockUser unknown")
+
+	// The holder of the lock goes on changing the user and its
+	// credentials, also after inserting a row that references the user.
+	must(t, s.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.CreateCredential(ctx, totp("cred-0", u.ID, t0)); err != nil {
+			return err
+		}
+		if err := tx.LockUser(ctx, u.ID); err != nil {
+			return err
+		}
+		if err := tx.LockUser(ctx, u.ID); err != nil { // again: no self-deadlock
+			return err
+		}
+		u.Email = "locked@example.org"
+		if err := tx.UpdateUser(ctx, u); err != nil {
+			return err
+		}
+		return tx.CreateCredential(ctx, totp("cred-1", u.ID, t0))
+	}))
+	got, err := s.GetUser(ctx, u.ID)
+	must(t, err)
+	equal(t, got.Email, "locked@example.org", "email changed under the lock")
+	creds, err := s.ListCredentials(ctx, u.ID, store.CredTOTP)
+	must(t, err)
+	equal(t, ids(creds, credID), []string{"cred-0", "cred-1"}, "credentials created under the lock")
+
+	// An unknown user does not spoil the transaction.
+	must(t, s.InTx(ctx, func(tx store.Tx) error {
+		wantErr(t, tx.LockUser(ctx, "user-2"), store.ErrNotFound, "LockUser unknown in a transaction")
+		_, err := tx.GetUser(ctx, u.ID)
+		return err
+	}))
+}
+
 func testUpdateUser(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	u := newUser("user-1", "alice")

@@ -1,0 +1,33 @@
+package users
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"time"
+
+	"github.com/sesame-idp/sesame/idp/oidcstore"
+	"github.com/sesame-idp/sesame/idp/store"
+)
+
+// ActivationKind names activation tokens in the store.
+const ActivationKind = "activation"
+
+// ActivationTTL is how long an activation link works.
+const ActivationTTL = 7 * 24 * time.Hour
+
+// NewActivationToken creates a single-use activation link for a
+// pending_activation user, in tx, and returns the token to put in the URL.
+func NewActivationToken(ctx context.Context, tx store.Tx, userID string, now time.Time) (string, error) {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	token := base64.RawURLEncoding.EncodeToString(b[:])
+	err := tx.CreateActionToken(ctx, store.ActionToken{
+		Hash:      oidcstore.HashToken(token),
+		Kind:      ActivationKind,
+		UserID:    userID,
+		CreatedAt: now,
+		ExpiresAt: now.Add(ActivationTTL),
+	})
+	return token, err
+}

@@ -1,0 +1,29 @@
+package users
+
+import "errors"
+
+// InputError is a problem with one field of the input, for a person to
+// read: the CLI prints it as one line naming its flag, the API as a 422
+// (a 409 when Err is store.ErrConflict) naming the field.
+type InputError struct {
+	// Field is the input's name, as in the JSON of NewUser and NewClient:
+	// "username", "redirect_uris"…; the CLI names its flag.
+	Field string
+	// Message says what is wrong, in English, without the field's name.
+	// It never repeats a password or a key.
+	Message string
+	// Err is the cause when callers may need to tell it apart
+	// (store.ErrConflict for a taken username or client id, a password
+	// policy error, ErrBadSecret), or nil.
+	Err error
+}
+
+func (e *InputError) Error() string { return e.Field + ": " + e.Message }
+func (e *InputError) Unwrap() error { return e.Err }
+
+func inputErr(field, message string) *InputError {
+	return &InputError{Field: field, Message: message}
+}
+
+// ErrPublicClient: a public client has no secret to rotate.
+var ErrPublicClient = errors.New("users: a public client has no secret")
