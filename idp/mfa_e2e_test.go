@@ -16,7 +16,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/sesame-idp/sesame/idp/flow"
-	"github.com/sesame-idp/sesame/idp/login"
 	"github.com/sesame-idp/sesame/idp/mfa"
 	"github.com/sesame-idp/sesame/idp/session"
 	"github.com/sesame-idp/sesame/idp/store"

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -132,10 +131,7 @@ func (h *Handler) renderConfirm(w http.ResponseWriter, r *http.Request, st *flow
 	})
 }
 
-var (
-	errAlreadyEnrolled = errors.New("mfa: account already has a second factor")
-	errKeyTaken        = errors.New("mfa: the pending key was confirmed by another request")
-)
+var errKeyTaken = errors.New("mfa: the pending key was confirmed by another request")
 
 // totpConfirm checks the first code of the new authenticator and, in one
 // transaction, stores it (verified), the recovery codes, the audit event and
@@ -196,13 +192,11 @@ func (h *Handler) totpConfirm(w http.ResponseWriter, r *http.Request) error {
 	enrolling := st.Step() == flow.StepEnroll
 	err = h.Store.InTx(r.Context(), func(tx store.Tx) error {
 		if enrolling {
-			// Enrollment at sign-in is only for an account with no factor.
-			existing, err := tx.ListCredentials(r.Context(), u.ID, "")
-			if err != nil {
+			// Enrollment at sign-in is only for an account with no factor
+			// (checked under the user's lock: one of concurrent first
+			// enrollments wins).
+			if err := users.EnsureNoSecondFactor(r.Context(), tx, u.ID); err != nil {
 				return err
-			}
-			if slices.ContainsFunc(existing, func(c store.Credential) bool { return c.Type != store.CredPassword && !c.VerifiedAt.IsZero() }) {
-				return errAlreadyEnrolled
 			}
 		}
 		if err := tx.CreateCredential(r.Context(), cred); err != nil {
@@ -231,7 +225,7 @@ func (h *Handler) totpConfirm(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		})
 	}
-	if errors.Is(err, errAlreadyEnrolled) {
+	if errors.Is(err, users.ErrAlreadyEnrolled) {
 		return &web.PublicError{Status: http.StatusForbidden, Lang: st.Lang, Title: "error.forbidden.title", Key: "error.forbidden.message"}
 	}
 	if err != nil {
