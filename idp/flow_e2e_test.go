@@ -6,14 +6,18 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2"
 
+	"github.com/sesame-idp/sesame/idp/ephemeral"
 	"github.com/sesame-idp/sesame/idp/flow"
+	"github.com/sesame-idp/sesame/idp/seal"
 	"github.com/sesame-idp/sesame/idp/session"
 	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/idp/users"
 )
 
 // Defect 1: "add a method" then "continue" verified nothing: the factor
@@ -270,4 +274,144 @@ func userinfo(t *testing.T, env *testEnv, accessToken string) (int, string) {
 	}
 	defer resp.Body.Close()
 	return resp.StatusCode, resp.Header.Get("WWW-Authenticate")
+}
+
+// Defect 4: concurrent removals of a user's two methods leave one.
+func TestConcurrentRemovalsLeaveAMethod(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, env *testEnv) {
+		r := env.newRP(nil)
+		u := env.user("sophie", pw)
+		// A second authenticator, as `sesame user create --totp-secret`.
+		second := users.NewTOTPCredential(env.sealer, u.ID, "Tablette", users.NewTOTPSecret(), env.now(), env.now())
+		if err := env.store.CreateCredential(context.Background(), second); err != nil {
+			t.Fatal(err)
+		}
+		b := newBrowser(t)
+		r.signIn(b, "sophie", pw)
+		p := b.get(env.issuer + "/account")
+		creds, _ := env.store.ListCredentials(context.Background(), u.ID, store.CredTOTP)
+		if len(creds) != 2 {
+			t.Fatalf("%d methods", len(creds))
+		}
+		csrf := csrfOf(t, p)
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Go(func() {
+				p := b.post(env.issuer+"/account/methods/remove", url.Values{"csrf_token": {csrf}, "id": {creds[i%2].ID}})
+				if p.status >= 500 {
+					t.Errorf("removal: %d", p.status)
+				}
+			})
+		}
+		wg.Wait()
+		left, _ := env.store.ListCredentials(context.Background(), u.ID, store.CredTOTP)
+		if len(left) != 1 {
+			t.Fatalf("%d methods left after 20 concurrent removals, want 1", len(left))
+		}
+	})
+}
+
+// keyRecorder is an ephemeral store that remembers every key it is asked
+// for, to check what key names carry.
+type keyRecorder struct {
+	ephemeral.Store
+	mu   sync.Mutex
+	keys []string
+}
+
+func (k *keyRecorder) rec(key string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.keys = append(k.keys, key)
+}
+
+func (k *keyRecorder) Put(ctx context.Context, key string, v []byte, ttl time.Duration) error {
+	k.rec(key)
+	return k.Store.Put(ctx, key, v, ttl)
+}
+
+func (k *keyRecorder) PutNew(ctx context.Context, key string, v []byte, ttl time.Duration) error {
+	k.rec(key)
+	return k.Store.PutNew(ctx, key, v, ttl)
+}
+
+func (k *keyRecorder) Get(ctx context.Context, key string) ([]byte, error) {
+	k.rec(key)
+	return k.Store.Get(ctx, key)
+}
+
+func (k *keyRecorder) Take(ctx context.Context, key string) ([]byte, error) {
+	k.rec(key)
+	return k.Store.Take(ctx, key)
+}
+
+func (k *keyRecorder) Delete(ctx context.Context, key string) error {
+	k.rec(key)
+	return k.Store.Delete(ctx, key)
+}
+
+func (k *keyRecorder) Incr(ctx context.Context, key string, window time.Duration) (int64, error) {
+	k.rec(key)
+	return k.Store.Incr(ctx, key, window)
+}
+
+func (k *keyRecorder) Update(ctx context.Context, key string, ttl time.Duration, fn func([]byte) ([]byte, error)) error {
+	k.rec(key)
+	return k.Store.Update(ctx, key, ttl, fn)
+}
+
+// Defect 5: no ephemeral key name carries part of a secret (the new TOTP
+// key, recovery codes, cookies, the username).
+func TestKeyNamesCarryNoSecret(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			var rec *keyRecorder
+			env := newTestEnv(t, backend{b.name, func(t testing.TB, s *seal.Sealer) (store.Store, ephemeral.Store) {
+				st, eph := b.open(t, s)
+				rec = &keyRecorder{Store: eph}
+				return st, rec
+			}})
+			r := env.newRP(nil)
+			_, codes := enrollAndShowCodes(t, env, r, "nadia")
+			secret := users.EncodeSecret(env.secrets["nadia"])
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			for _, k := range rec.keys {
+				low := strings.ToLower(k)
+				for i := 0; i+8 <= len(secret); i += 4 {
+					if strings.Contains(strings.ToUpper(k), secret[i:i+8]) {
+						t.Errorf("key %q carries 40 bits of the TOTP secret", k)
+					}
+				}
+				for _, c := range codes {
+					if strings.Contains(strings.ToUpper(k), strings.ReplaceAll(c, "-", "")[:8]) || strings.Contains(strings.ToUpper(k), c[:9]) {
+						t.Errorf("key %q carries part of a recovery code", k)
+					}
+				}
+				if strings.Contains(low, "nadia") {
+					t.Errorf("key %q carries the username", k)
+				}
+			}
+			if len(rec.keys) == 0 {
+				t.Fatal("no key recorded")
+			}
+		})
+	}
+}
+
+// enrollAndShowCodes signs a new user in through enrollment and returns
+// the recovery-codes page and its codes.
+func enrollAndShowCodes(t *testing.T, env *testEnv, r *rp, user string) (page, []string) {
+	t.Helper()
+	env.passwordOnlyUser(user, pw)
+	b := newBrowser(t)
+	p, _, _ := r.authorize(b)
+	p = submitLogin(t, b, p, user, pw)
+	p = b.get(p.link(t, "/mfa/totp?"))
+	p = enrollTOTP(t, env, b, p, user, "Phone")
+	codes := recoveryCodes(p)
+	if len(codes) != 5 {
+		t.Fatalf("%d recovery codes", len(codes))
+	}
+	return p, codes
 }

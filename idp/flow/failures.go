@@ -35,7 +35,7 @@ const pendingFor = 30 * time.Second
 // failuresKey names the count (a hash: the browser hash is a secret's).
 func failuresKey(userID, browser, network string) string {
 	sum := sha256.Sum256([]byte(userID + "\x00" + browser + "\x00" + network))
-	return "mfafail:" + base64.RawURLEncoding.EncodeToString(sum[:])
+	return "codetries:" + base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // stepUpNetwork is the network that scopes a step-up's count ("" for a

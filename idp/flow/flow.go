@@ -270,7 +270,7 @@ func (f *Flow) complete(w http.ResponseWriter, r *http.Request, a *oidcstore.Aut
 	if err != nil {
 		return err
 	}
-	http.Redirect(w, r, op.AuthCallbackURL(f.Provider)(r.Context(), a.ID), http.StatusFound)
+	f.toCallback(w, r, a)
 	return nil
 }
 
@@ -532,7 +532,7 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthR
 	}
 	f.audit(r, store.AuditEvent{Type: "login.succeeded", ActorID: u.ID, UserID: u.ID, ClientID: a.ClientID,
 		Details: map[string]string{"amr": joinSpace(s.AMR)}})
-	http.Redirect(w, r, op.AuthCallbackURL(f.Provider)(r.Context(), a.ID), http.StatusFound)
+	f.toCallback(w, r, a)
 	return nil
 }
 
@@ -545,6 +545,12 @@ func joinSpace(v []string) string {
 		out += s
 	}
 	return out
+}
+
+// toCallback sends the browser of a finished sign-in to the provider's
+// callback, which issues the code: the only way there.
+func (f *Flow) toCallback(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthRequest) {
+	http.Redirect(w, r, op.AuthCallbackURL(f.Provider)(r.Context(), a.ID), http.StatusFound)
 }
 
 // Guard lets the provider's callback run only for a finished sign-in, in
