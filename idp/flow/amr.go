@@ -54,7 +54,7 @@ func (a AMR) Names() []string {
 		out = append(out, string(PWD))
 	}
 	for _, m := range a {
-		if m.secondFactor() {
+		if m.secondFactor() && !slices.Contains(out, string(m)) {
 			out = append(out, string(m))
 		}
 	}

@@ -115,16 +115,17 @@ func (k *Kit) Fail(w http.ResponseWriter, r *http.Request, err error) {
 		k.Logger.Info("request refused", "status", pe.Status, "reason", pe.Err, "path", r.URL.Path,
 			"request_id", w.Header().Get("X-Request-Id"))
 	}
+	if pe.Render != nil {
+		// The answer is a page of its own (a form shown again, a redirect).
+		pe.Render(w, r)
+		return
+	}
 	if wantsJSON(r) {
 		k.problem(w, r, pe)
 		return
 	}
 	if pe.Retry > 0 {
 		w.Header().Set("Retry-After", pe.retryAfter())
-	}
-	if pe.Render != nil {
-		pe.Render(w, r)
-		return
 	}
 	k.ErrorPage(w, r, pe.Status, pe.Lang, pe.title(), pe.Key)
 }
