@@ -14,9 +14,9 @@ import (
 	"github.com/sesame-idp/sesame/idp/web"
 )
 
-// Wrong codes are counted per user and browser (and network, in a step-up,
-// which has no password to fall back on), across reloads and new auth
-// requests: only the password, or a right code, starts a new count. The
+// Wrong codes are counted per user and browser (and browser session, in a
+// step-up, which has no password to fall back on), across reloads and new
+// auth requests: only the password, or a right code, starts a new count. The
 // count is one record changed by atomic updates; an attempt is counted
 // before its code is checked, so concurrent submissions cannot check more
 // than MaxFailures codes.
@@ -33,16 +33,18 @@ type failures struct {
 const pendingFor = 30 * time.Second
 
 // failuresKey names the count (a hash: the browser hash is a secret's).
-func failuresKey(userID, browser, network string) string {
-	sum := sha256.Sum256([]byte(userID + "\x00" + browser + "\x00" + network))
+func failuresKey(userID, browser, scope string) string {
+	sum := sha256.Sum256([]byte(userID + "\x00" + browser + "\x00" + scope))
 	return "codetries:" + base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-// stepUpNetwork is the network that scopes a step-up's count ("" for a
-// flow with a password).
-func (f *Flow) stepUpNetwork(r *http.Request, st *State) string {
+// scope is what a count holds for besides the user and the browser: the
+// browser session a step-up continues ("" for a flow with a password, whose
+// count only the password clears). A voided step-up ends its session, so
+// the next one starts a count of its own.
+func (f *Flow) scope(st *State) string {
 	if st.A.Flow.StepUp {
-		return f.network(r)
+		return "session:" + st.A.Flow.SessionID
 	}
 	return ""
 }
@@ -66,13 +68,10 @@ func (f *Flow) changeFailures(r *http.Request, key string, fn func(c *failures))
 	return out, nil
 }
 
-// clearFailures forgets the user's wrong codes in this browser on the
-// given networks ("" for a flow with a password).
-func (f *Flow) clearFailures(r *http.Request, userID, browser string, networks ...string) error {
-	for _, n := range networks {
-		if err := f.Sessions.Ephemeral.Delete(r.Context(), failuresKey(userID, browser, n)); err != nil {
-			return web.Unavailable(err)
-		}
+// clearFailures forgets the user's wrong codes in this browser, in scope.
+func (f *Flow) clearFailures(r *http.Request, userID, browser, scope string) error {
+	if err := f.Sessions.Ephemeral.Delete(r.Context(), failuresKey(userID, browser, scope)); err != nil {
+		return web.Unavailable(err)
 	}
 	return nil
 }
@@ -86,7 +85,7 @@ var errBusy = &web.PublicError{Status: http.StatusTooManyRequests, Key: "error.t
 // codes the challenge is void: the answer sends the browser back to the
 // password.
 func (f *Flow) Attempt(w http.ResponseWriter, r *http.Request, st *State) error {
-	key := failuresKey(st.User.ID, st.A.Flow.Browser, f.stepUpNetwork(r, st))
+	key := failuresKey(st.User.ID, st.A.Flow.Browser, f.scope(st))
 	now := f.now().UnixMilli()
 	busy := false
 	c, err := f.changeFailures(r, key, func(c *failures) {
@@ -118,7 +117,7 @@ func (f *Flow) Failed(w http.ResponseWriter, r *http.Request, st *State, method 
 	} else if cur.Flow.Done || cur.Flow.Step != st.A.Flow.Step || cur.Flow.UserID != st.User.ID {
 		return web.Expired()
 	}
-	key := failuresKey(st.User.ID, st.A.Flow.Browser, f.stepUpNetwork(r, st))
+	key := failuresKey(st.User.ID, st.A.Flow.Browser, f.scope(st))
 	c, err := f.changeFailures(r, key, func(c *failures) {
 		c.Wrong++
 		if len(c.Pending) > 0 {

@@ -284,19 +284,9 @@ func (f *Flow) stepUp(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthR
 	}
 	f.Sessions.Browser(w, r)
 	browser := f.Sessions.BrowserHash(r)
-	a, err := f.update(r.Context(), a.ID, func(a *oidcstore.AuthRequest) error {
-		if a.Flow.Done {
-			return errFlowMoved
-		}
-		a.Flow = oidcstore.Flow{Browser: browser, UserID: u.ID, PasswordAt: s.AuthTime, StepUp: true}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
 	f.audit(r, store.AuditEvent{Type: "session.step_up", ActorID: u.ID, UserID: u.ID, ClientID: a.ClientID,
 		Details: map[string]string{"network": f.network(r)}})
-	return f.gate(w, r, a, u)
+	return f.gate(w, r, a, u, oidcstore.Flow{Browser: browser, UserID: u.ID, PasswordAt: s.AuthTime, StepUp: true, SessionID: s.ID})
 }
 
 // ---- the password ----
@@ -307,37 +297,28 @@ func (f *Flow) stepUp(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthR
 func (f *Flow) PasswordOK(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthRequest, u store.User) error {
 	f.Sessions.Browser(w, r)
 	browser := f.Sessions.BrowserHash(r)
-	now := f.now()
-	// The password again: a voided challenge, here or in a step-up from
-	// this network, may start over.
-	if err := f.clearFailures(r, u.ID, browser, "", f.network(r)); err != nil {
+	// The password again: a voided challenge may start over.
+	if err := f.clearFailures(r, u.ID, browser, ""); err != nil {
 		return err
 	}
-	a, err := f.update(r.Context(), a.ID, func(a *oidcstore.AuthRequest) error {
-		if a.Flow.Done {
-			return errFlowMoved
-		}
-		a.Flow = oidcstore.Flow{Browser: browser, UserID: u.ID, PasswordAt: now}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return f.gate(w, r, a, u)
+	return f.gate(w, r, a, u, oidcstore.Flow{Browser: browser, UserID: u.ID, PasswordAt: f.now()})
 }
 
 // gate is the only way from a password to a code: a challenge when the
 // user has a second factor, enrollment when not (or, during a dated grace
 // period, the password alone — unless the client asks for our acr).
-func (f *Flow) gate(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthRequest, u store.User) error {
+func (f *Flow) gate(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthRequest, u store.User, start oidcstore.Flow) error {
 	factors, err := f.SecondFactors(r.Context(), u.ID)
 	if err != nil {
 		return web.Unavailable(err)
 	}
-	step := StepEnroll
+	begin := func(fl *oidcstore.Flow) error {
+		*fl = start
+		return nil
+	}
 	switch {
 	case len(factors) > 0:
-		step = StepChallenge
+		start.Step = string(StepChallenge)
 	case f.now().Before(u.MFAGraceUntil):
 		if Required(a.ACRValues) != ACRNone {
 			f.audit(r, store.AuditEvent{Type: "login.acr_unmet", UserID: u.ID, ClientID: a.ClientID})
@@ -348,19 +329,20 @@ func (f *Flow) gate(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthReq
 		// An administrator granted this account a dated grace period.
 		f.audit(r, store.AuditEvent{Type: "mfa.grace_used", ActorID: u.ID, UserID: u.ID, ClientID: a.ClientID,
 			Details: map[string]string{"until": u.MFAGraceUntil.Format(time.RFC3339)}})
-		return f.finish(w, r, a, u)
+		return f.finish(w, r, a, u, begin)
+	default:
+		start.Step = string(StepEnroll)
 	}
 	a, err = f.update(r.Context(), a.ID, func(a *oidcstore.AuthRequest) error {
-		if a.Flow.UserID != u.ID || a.Flow.Done {
+		if a.Flow.Done {
 			return errFlowMoved
 		}
-		a.Flow.Step = string(step)
-		return nil
+		return begin(&a.Flow)
 	})
 	if err != nil {
 		return err
 	}
-	if step == StepChallenge {
+	if Step(start.Step) == StepChallenge {
 		http.Redirect(w, r, f.URL(PathChallenge, a), http.StatusSeeOther)
 	} else {
 		http.Redirect(w, r, f.URL(PathSetup, a), http.StatusSeeOther)
@@ -435,14 +417,13 @@ func (f *Flow) Verified(r *http.Request, st *State, m Method, next Step) error {
 			return errFlowMoved
 		}
 		fl.Step = string(next)
-		fl.Factors = append(slices.DeleteFunc(fl.Factors, func(v string) bool { return v == string(m) }), string(m))
-		fl.VerifiedAt = now
+		verify(fl, m, now)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	return f.clearFailures(r, st.User.ID, st.A.Flow.Browser, f.stepUpNetwork(r, st))
+	return f.clearFailures(r, st.User.ID, st.A.Flow.Browser, f.scope(st))
 }
 
 // Advance moves a flow from one of steps to next (new recovery codes after
@@ -459,7 +440,36 @@ func (f *Flow) Advance(r *http.Request, st *State, next Step, steps ...Step) err
 
 // Continue ends a flow whose factor was verified.
 func (f *Flow) Continue(w http.ResponseWriter, r *http.Request, st *State) error {
-	return f.finish(w, r, st.A, st.User)
+	return f.finish(w, r, st.A, st.User, func(fl *oidcstore.Flow) error {
+		if fl.UserID != st.User.ID || Step(fl.Step) != StepVerified {
+			return errFlowMoved
+		}
+		return nil
+	})
+}
+
+// Complete is Verified then Continue in one step: a factor was verified at
+// the challenge and the sign-in ends.
+func (f *Flow) Complete(w http.ResponseWriter, r *http.Request, st *State, m Method) error {
+	now := f.now()
+	from := Step(st.A.Flow.Step)
+	err := f.finish(w, r, st.A, st.User, func(fl *oidcstore.Flow) error {
+		if fl.UserID != st.User.ID || Step(fl.Step) != from {
+			return errFlowMoved
+		}
+		verify(fl, m, now)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return f.clearFailures(r, st.User.ID, st.A.Flow.Browser, f.scope(st))
+}
+
+// verify records m, verified at now, in fl.
+func verify(fl *oidcstore.Flow, m Method, now time.Time) {
+	fl.Factors = append(slices.DeleteFunc(slices.Clone(fl.Factors), func(v string) bool { return v == string(m) }), string(m))
+	fl.VerifiedAt = now
 }
 
 // ---- the end ----
@@ -470,8 +480,27 @@ func (f *Flow) Continue(w http.ResponseWriter, r *http.Request, st *State) error
 //
 // Only a factor verified in this flow moves the session's factor time; a
 // session continued keeps its id and its absolute end.
-func (f *Flow) finish(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthRequest, u store.User) error {
+//
+// prepare, when not nil, is the last change of the flow before its end (a
+// factor verified, the password given), made in the same atomic update;
+// it must check the flow still stands where the caller saw it. Without it
+// the flow must be past the password for u.
+func (f *Flow) finish(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthRequest, u store.User, prepare func(fl *oidcstore.Flow) error) error {
 	now := f.now()
+	if prepare == nil {
+		prepare = func(fl *oidcstore.Flow) error {
+			if fl.UserID != u.ID {
+				return errFlowMoved
+			}
+			return nil
+		}
+	}
+	// What the flow will hold at its end, to compute the session.
+	end := *a
+	if err := prepare(&end.Flow); err != nil {
+		return f.storageErr(err)
+	}
+	a = &end
 	amr := AMR{}
 	if !a.Flow.PasswordAt.IsZero() {
 		amr = amr.With(PWD)
@@ -512,8 +541,11 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthR
 	s.AMR = amr.Names()
 	s.ACR = string(ACROf(amr))
 	a, err := f.update(r.Context(), a.ID, func(a *oidcstore.AuthRequest) error {
-		if a.Flow.Done || a.Flow.UserID != u.ID {
+		if a.Flow.Done {
 			return errFlowMoved
+		}
+		if err := prepare(&a.Flow); err != nil {
+			return err
 		}
 		a.Flow.Done = true
 		a.Flow.Step = string(StepDone)

@@ -216,14 +216,15 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request) error {
 	if err := h.succeeded(w, r, st); err != nil {
 		return err
 	}
+	if r.FormValue("then") != "add" {
+		return h.Flow.Complete(w, r, st, f.AMR())
+	}
+	// "Add a second method": the factor verified, on to the method choice.
 	if err := h.Flow.Verified(r, st, f.AMR(), flow.StepVerified); err != nil {
 		return err
 	}
-	if r.FormValue("then") == "add" {
-		http.Redirect(w, r, h.Flow.URL(flow.PathSetup, st.A), http.StatusSeeOther)
-		return nil
-	}
-	return h.Flow.Continue(w, r, st)
+	http.Redirect(w, r, h.Flow.URL(flow.PathSetup, st.A), http.StatusSeeOther)
+	return nil
 }
 
 func (h *Handler) continueFlow(w http.ResponseWriter, r *http.Request) error {

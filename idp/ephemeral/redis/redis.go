@@ -235,6 +235,9 @@ func (s *Store) Update(ctx context.Context, key string, ttl time.Duration, fn fu
 		if err != nil {
 			return err
 		}
+		if v == nil && len(sealed) == 0 {
+			return nil // nothing there, nothing to write
+		}
 		var next []byte
 		if v != nil {
 			next = s.seal(k, v)
