@@ -29,6 +29,9 @@ type Store interface {
 	// PutNew sets key only if it is not set: ErrExists otherwise.
 	PutNew(ctx context.Context, key string, value []byte, ttl time.Duration) error
 	Get(ctx context.Context, key string) ([]byte, error)
+	// GetMany gets several keys in one round trip: values[i] is the value
+	// of keys[i], nil when it is not set.
+	GetMany(ctx context.Context, keys ...string) ([][]byte, error)
 	// Delete removes key; deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
 	// Take gets and deletes key atomically: of concurrent callers, exactly one

@@ -597,7 +597,7 @@ func (f *Flow) Guard(next http.Handler) http.Handler {
 		if !a.Done() || a.Flow.Browser == "" || a.Flow.Browser != f.Sessions.BrowserHash(r) {
 			return web.Expired()
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(oidcstore.WithAuthRequest(r.Context(), a)))
 		return nil
 	})
 }

@@ -173,6 +173,10 @@ func (s *Storage) AuthRequest(ctx context.Context, id string) (*AuthRequest, err
 	if _, err := uuid.Parse(id); err != nil {
 		return nil, notFound{"auth request"}
 	}
+	if m, _ := ctx.Value(authRequestKey{}).(*AuthRequest); m != nil && m.ID == id {
+		c := *m
+		return &c, nil
+	}
 	var a AuthRequest
 	if err := s.getJSON(ctx, keyAuthRequest+id, &a); err != nil {
 		if errors.Is(err, ephemeral.ErrNotFound) {
@@ -184,6 +188,16 @@ func (s *Storage) AuthRequest(ctx context.Context, id string) (*AuthRequest, err
 		return nil, notFound{"auth request"}
 	}
 	return &a, nil
+}
+
+type authRequestKey struct{}
+
+// WithAuthRequest marks a request's context with an auth request it has
+// loaded: the provider's callback, which asks for it again twice, reads it
+// from there. Only for a request that changes it no more.
+func WithAuthRequest(ctx context.Context, a *AuthRequest) context.Context {
+	c := *a
+	return context.WithValue(ctx, authRequestKey{}, &c)
 }
 
 // SaveAuthRequest stores the flow's progress. The request keeps its

@@ -19,6 +19,7 @@ import (
 // ephemeral.ErrNotFound for a missing key.
 type Store interface {
 	Get(ctx context.Context, key string) ([]byte, error)
+	GetMany(ctx context.Context, keys ...string) ([][]byte, error)
 	Delete(ctx context.Context, key string) error
 	Incr(ctx context.Context, key string, window time.Duration) (int64, error)
 	Update(ctx context.Context, key string, ttl time.Duration, fn func(old []byte) ([]byte, error)) error
@@ -294,15 +295,28 @@ func (r *Regulator) Check(ctx context.Context, a Attempt) (Verdict, error) {
 		return Verdict{}, err
 	}
 	now := r.now()
-	acct, err := load[accountRec](ctx, r.store, accountKey(a.Kind, a.Account))
-	if err != nil {
-		return Verdict{}, err
+	network := r.Network(a.IP)
+	// Every record the verdict may need, in one round trip.
+	keys := []string{accountKey(a.Kind, a.Account), networkKey(a.Kind, network), pairNetKey(a.Kind, a.Account, network)}
+	if a.Device != "" {
+		keys = append(keys, pairDevKey(a.Kind, a.Account, a.Device))
 	}
-	dev, hasDevice, err := r.device(ctx, a)
+	vals, err := r.store.GetMany(ctx, keys...)
 	if err != nil {
-		return Verdict{}, err
+		return Verdict{}, fmt.Errorf("regulate: read: %w", err)
 	}
-	if hasDevice && r.known(dev, now) {
+	var (
+		acct accountRec
+		nr   netRec
+		pair countRec
+		dev  countRec
+	)
+	for i, v := range []any{&acct, &nr, &pair, &dev}[:len(keys)] {
+		if err := decode(keys[i], vals[i], v); err != nil {
+			return Verdict{}, err
+		}
+	}
+	if a.Device != "" && r.known(dev, now) {
 		if w := r.wait(dev, acct.Gen, now); w > 0 {
 			return Verdict{RetryAfter: w, Reason: ReasonDelay}, nil
 		}
@@ -318,20 +332,22 @@ func (r *Regulator) Check(ctx context.Context, a Attempt) (Verdict, error) {
 	if acct.Unknown >= r.cfg.MaxUnknown {
 		refuse(r.cfg.UnknownWindow-since(now, acct.Last), ReasonAccount)
 	}
-	network := r.Network(a.IP)
-	nr, err := load[netRec](ctx, r.store, networkKey(a.Kind, network))
-	if err != nil {
-		return Verdict{}, err
-	}
 	if nr.N >= r.cfg.NetworkFailures {
 		refuse(r.cfg.NetworkWindow-since(now, nr.Start), ReasonNetwork)
 	}
-	pair, err := load[countRec](ctx, r.store, pairNetKey(a.Kind, a.Account, network))
-	if err != nil {
-		return Verdict{}, err
-	}
 	refuse(r.wait(pair, acct.Gen, now), ReasonDelay)
 	return v, nil
+}
+
+// decode reads a record (nil: none).
+func decode(key string, b []byte, v any) error {
+	if b == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("regulate: decode %s: %w", key, err)
+	}
+	return nil
 }
 
 // Fail records a wrong password or code for an attempt Check allowed. On a

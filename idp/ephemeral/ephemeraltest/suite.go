@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ConcurrentTake", testConcurrentTake},
 		{"ConcurrentPutNew", testConcurrentPutNew},
 		{"ConcurrentIncr", testConcurrentIncr},
+		{"GetMany", testGetMany},
 		{"Update", testUpdate},
 		{"ConcurrentUpdate", testConcurrentUpdate},
 	}
@@ -388,6 +389,33 @@ func testConcurrentIncr(t *testing.T, s ephemeral.Store, _ Clock) {
 		}
 	}
 	wantIncr(t, s, "ctr", long, concurrency+1)
+}
+
+func testGetMany(t *testing.T, s ephemeral.Store, advance Clock) {
+	mustPut(t, s, "a", "alpha", long)
+	mustPut(t, s, "b", "", long)
+	mustPut(t, s, "brief", "x", short)
+	advance(2 * short)
+	got, err := s.GetMany(t.Context(), "a", "missing", "b", "brief", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"alpha", "<nil>", "", "<nil>", "alpha"}
+	if len(got) != len(want) {
+		t.Fatalf("GetMany returned %d values, want %d", len(got), len(want))
+	}
+	for i, v := range got {
+		s := string(v)
+		if v == nil {
+			s = "<nil>"
+		}
+		if s != want[i] {
+			t.Errorf("value %d = %q, want %q", i, s, want[i])
+		}
+	}
+	if got, err := s.GetMany(t.Context()); err != nil || len(got) != 0 {
+		t.Errorf("GetMany() = %v, %v", got, err)
+	}
 }
 
 func testUpdate(t *testing.T, s ephemeral.Store, advance Clock) {

@@ -124,6 +124,31 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	return bytes.Clone(e.value), nil
 }
 
+// GetMany returns copies of the values at keys (nil where not set).
+func (s *Store) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.entries == nil {
+		return nil, ErrClosed
+	}
+	now := s.now()
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		e := s.live(k, now)
+		if e == nil {
+			continue
+		}
+		if e.isCounter {
+			return nil, errIsCounter
+		}
+		out[i] = bytes.Clone(e.value)
+	}
+	return out, nil
+}
+
 // Delete removes key, value or counter.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {

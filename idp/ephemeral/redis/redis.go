@@ -149,6 +149,40 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	return s.open(k, sealed)
 }
 
+// GetMany gets keys with one pipeline of GETs (one round trip to each
+// node; keys may be in different Cluster slots).
+func (s *Store) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
+	cmds := make([]*goredis.StringCmd, len(keys))
+	_, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.Get(ctx, s.prefix+k)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, fmt.Errorf("ephemeral/redis: get many: %w", err)
+	}
+	out := make([][]byte, len(keys))
+	for i, c := range cmds {
+		sealed, err := c.Bytes()
+		if errors.Is(err, goredis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ephemeral/redis: get many: %w", err)
+		}
+		v, err := s.open(s.prefix+keys[i], sealed)
+		if err != nil {
+			return nil, err
+		}
+		if v == nil {
+			v = []byte{} // set, and empty
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
 // Delete removes key: DEL.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := s.client.Del(ctx, s.prefix+key).Err(); err != nil {
