@@ -73,30 +73,22 @@ func NewWithOptions(now func() time.Time, opts Options) *Store {
 
 // Put sets key to a copy of value for ttl.
 func (s *Store) Put(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if err := checkTTL(ctx, ttl); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now, err := s.beginWrite()
+	now, err := s.lockWrite(ctx, ttl)
 	if err != nil {
 		return err
 	}
+	defer s.mu.Unlock()
 	s.set(key, &entry{value: bytes.Clone(value), expires: now.Add(ttl)})
 	return nil
 }
 
 // PutNew sets key to a copy of value for ttl unless it is set.
 func (s *Store) PutNew(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if err := checkTTL(ctx, ttl); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now, err := s.beginWrite()
+	now, err := s.lockWrite(ctx, ttl)
 	if err != nil {
 		return err
 	}
+	defer s.mu.Unlock()
 	if s.live(key, now) != nil {
 		return ephemeral.ErrExists
 	}
@@ -190,15 +182,11 @@ func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
 // Incr adds one to the counter at key, starting a window of length window
 // when the counter is new.
 func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int64, error) {
-	if err := checkTTL(ctx, window); err != nil {
-		return 0, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now, err := s.beginWrite()
+	now, err := s.lockWrite(ctx, window)
 	if err != nil {
 		return 0, err
 	}
+	defer s.mu.Unlock()
 	e := s.live(key, now)
 	if e == nil {
 		s.set(key, &entry{isCounter: true, count: 1, expires: now.Add(window)})
@@ -216,15 +204,11 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 
 // Update changes the value at key under the store's lock.
 func (s *Store) Update(ctx context.Context, key string, ttl time.Duration, fn func(old []byte) ([]byte, error)) error {
-	if err := checkTTL(ctx, ttl); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now, err := s.beginWrite()
+	now, err := s.lockWrite(ctx, ttl)
 	if err != nil {
 		return err
 	}
+	defer s.mu.Unlock()
 	var old []byte
 	if e := s.live(key, now); e != nil {
 		if e.isCounter {
@@ -274,6 +258,21 @@ func checkTTL(ctx context.Context, ttl time.Duration) error {
 		return errors.New("ephemeral/memory: ttl must be positive")
 	}
 	return ctx.Err()
+}
+
+// lockWrite checks ttl, takes the lock and begins a write; the caller
+// then unlocks s.mu.
+func (s *Store) lockWrite(ctx context.Context, ttl time.Duration) (time.Time, error) {
+	if err := checkTTL(ctx, ttl); err != nil {
+		return time.Time{}, err
+	}
+	s.mu.Lock()
+	now, err := s.beginWrite()
+	if err != nil {
+		s.mu.Unlock()
+		return time.Time{}, err
+	}
+	return now, nil
 }
 
 // beginWrite reads the clock and sweeps if one is due. s.mu is held.
