@@ -90,7 +90,7 @@ type demoData struct {
 func (d *demo) render(w http.ResponseWriter, status int, data demoData) {
 	data.Prefix = d.prefix
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
+	setNoStore(w.Header()) // the callback shows ID token claims and a logout link with the ID token
 	w.WriteHeader(status)
 	_ = demoPage.Execute(w, data)
 }

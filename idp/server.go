@@ -134,7 +134,7 @@ func (s *Server) Handler() (http.Handler, error) {
 		LoginURL:  func(id string) string { return prefix + "/login?flow=" + url.QueryEscape(id) },
 		Audit:     s.Audit.Record,
 	}
-	opts := []op.Option{}
+	opts := []op.Option{op.WithHttpInterceptors(s.withTokenGrants)}
 	if !secure {
 		opts = append(opts, op.WithAllowInsecure())
 	}
@@ -233,24 +233,24 @@ func (s *Server) Handler() (http.Handler, error) {
 
 	provider := s.Provider.HttpHandler()
 	oidcMux := http.NewServeMux()
-	oidcMux.HandleFunc("GET /.well-known/openid-configuration", s.serveDiscovery)
-	oidcMux.HandleFunc("GET /keys", s.serveJWKS)
-	oidcMux.Handle("/authorize", withErrorPage(requireClient(withRequestLimit(provider, s.Flow), kit), kit))
-	oidcMux.Handle("/oauth/introspect", withJSONError(provider, "invalid_client", `Basic realm="sesame"`))
-	oidcMux.Handle("/userinfo", withJSONError(provider, "invalid_token", `Bearer error="invalid_token"`))
-	oidcMux.Handle("/authorize/callback", withErrorPage(s.Flow.Guard(provider), kit))
-	oidcMux.Handle("/end_session", withCSP(s.Login.EndSession()))
-	oidcMux.Handle("/oauth/token", withTokenClient(provider))
+	handleMethods(oidcMux, "/.well-known/openid-configuration", http.HandlerFunc(s.serveDiscovery), http.MethodGet)
+	handleMethods(oidcMux, "/keys", http.HandlerFunc(s.serveJWKS), http.MethodGet)
+	handleMethods(oidcMux, "/authorize", withErrorPage(requireClient(withAuthorizeRules(withRequestLimit(provider, s.Flow), s, kit), kit), kit), http.MethodGet, http.MethodPost)
+	oidcMux.Handle("/oauth/introspect", withNoStore(withJSONError(provider, "invalid_client", basicChallenge)))
+	oidcMux.Handle("/userinfo", withNoStore(withJSONError(provider, "invalid_token", `Bearer error="invalid_token"`)))
+	oidcMux.Handle("/authorize/callback", withNoStore(withErrorPage(s.Flow.Guard(provider), kit)))
+	handleMethods(oidcMux, "/end_session", withCSP(s.Login.EndSession()), http.MethodGet, http.MethodPost)
+	oidcMux.Handle(tokenPath, withTokenRules(withTokenClient(provider)))
 	oidcMux.Handle("/", withPageHeaders(pages, provider))
 
 	root := http.NewServeMux()
-	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	handleMethods(root, "/healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write([]byte("ok\n"))
-	})
-	root.HandleFunc("GET /readyz", s.readyz)
-	root.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+	}), http.MethodGet)
+	handleMethods(root, "/readyz", http.HandlerFunc(s.readyz), http.MethodGet)
+	handleMethods(root, "/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}), http.MethodGet)
 	if prefix == "" {
 		root.Handle("/", oidcMux)
 	} else {
@@ -438,6 +438,8 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 	if p == nil || p.version != v {
 		ctx := op.ContextWithIssuer(r.Context(), s.Issuer)
 		cfg := op.CreateDiscoveryConfig(ctx, s.Provider, s.Storage)
+		cfg.ClaimsParameterSupported = true      // its id_token member (oidcstore.ClaimsRequest)
+		cfg.RequestURIParameterSupported = false // withAuthorizeRules
 		b, err := json.Marshal(cfg)
 		if err != nil {
 			http.Error(w, "discovery unavailable", http.StatusServiceUnavailable)

@@ -28,6 +28,9 @@ type AuthRequest struct {
 	LoginHint           string    `json:"login_hint,omitempty"`
 	HintSubject         string    `json:"hint_subject,omitempty"` // sub of a valid id_token_hint
 	ACRValues           []string  `json:"acr_values,omitempty"`
+	// IDTokenClaims are the claims the claims parameter asks for in the
+	// ID token (ClaimsRequest).
+	IDTokenClaims []string `json:"id_token_claims,omitempty"`
 
 	// Filled in by the sign-in flow.
 	Flow Flow `json:"flow"`

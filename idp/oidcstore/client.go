@@ -117,9 +117,10 @@ func (c *Client) RestrictAdditionalAccessTokenScopes() func(scopes []string) []s
 // IsScopeAllowed is asked for scopes beyond the standard OIDC ones.
 func (c *Client) IsScopeAllowed(scope string) bool { return slices.Contains(c.c.Scopes, scope) }
 
-// IDTokenUserinfoClaimsAssertion: profile and email claims go in the ID
-// token too, so relying parties need not call userinfo.
-func (c *Client) IDTokenUserinfoClaimsAssertion() bool { return true }
+// IDTokenUserinfoClaimsAssertion: when an access token is issued, the
+// profile and email claims are given at userinfo, not in the ID token
+// (OIDC Core §5.4), unless the claims parameter asks for them there.
+func (c *Client) IDTokenUserinfoClaimsAssertion() bool { return false }
 
 func (c *Client) ClockSkew() time.Duration { return 0 }
 

@@ -162,6 +162,7 @@ func (s *Storage) CreateAuthRequest(ctx context.Context, r *oidc.AuthRequest, us
 		return nil, oidc.ErrInvalidRequest().WithDescription("unsupported response_mode")
 	}
 	a := newAuthRequest(uuid.NewString(), s.now(), r, userID)
+	a.IDTokenClaims = claimsRequestFrom(ctx).IDToken
 	if err := s.putJSON(ctx, keyAuthRequest+a.ID, a, AuthRequestTTL); err != nil {
 		return nil, fmt.Errorf("save auth request: %w", err)
 	}

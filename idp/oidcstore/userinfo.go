@@ -18,6 +18,9 @@ func (s *Storage) SetUserinfoFromScopes(ctx context.Context, info *oidc.UserInfo
 }
 
 // SetUserinfoFromRequest fills the ID token's user claims, and its sid.
+// The scopes are those whose claims go in the ID token (without profile
+// and email when an access token is issued, OIDC Core §5.4); the claims
+// parameter may ask for more of the request's scopes' claims.
 func (s *Storage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
 	if err := s.setUserinfo(ctx, info, req.GetSubject(), scopes); err != nil {
 		return err
@@ -26,6 +29,11 @@ func (s *Storage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInf
 	case *AuthRequest:
 		if r.Flow.SessionID != "" {
 			info.AppendClaims("sid", r.Flow.SessionID)
+		}
+		if len(r.IDTokenClaims) > 0 {
+			if err := s.addRequestedClaims(ctx, info, r.GetSubject(), r.Scopes, r.IDTokenClaims); err != nil {
+				return err
+			}
 		}
 	case *RefreshTokenRequest:
 		if r.t.SessionID != "" {
