@@ -37,6 +37,9 @@ type Email struct {
 type SMS struct {
 	To   string `json:"to"` // E.164
 	Body string `json:"body"`
+	// ExpiresAt, when set, is when the text stops being worth sending (the
+	// code it carries has expired): the worker gives it up instead.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
 const (

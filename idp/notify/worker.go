@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -163,10 +164,12 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 func (w *Worker) attempt(ctx context.Context, m store.OutboxMessage) error {
 	log := w.logger().With("outbox_id", m.ID, "kind", m.Kind, "idempotency_key", m.IdempotencyKey, "attempts", m.Attempts)
 	var err error
-	if sender, ok := w.Senders[m.Kind]; ok {
-		err = sender.Send(ctx, m)
-	} else {
+	if sender, ok := w.Senders[m.Kind]; !ok {
 		err = fmt.Errorf("no sender for kind %q", m.Kind)
+	} else if m.Kind == KindSMS && smsExpired(m, w.now()) {
+		err = Permanent(errSMSExpired)
+	} else {
+		err = sender.Send(ctx, m)
 	}
 
 	markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
@@ -201,7 +204,7 @@ func (w *Worker) attempt(ctx context.Context, m store.OutboxMessage) error {
 		return nil
 
 	default:
-		next := now.Add(backoff(m.Attempts))
+		next := now.Add(backoffFor(m.Kind, m.Attempts))
 		if err := w.Store.MarkOutboxFailed(markCtx, m.ID, next, truncate(err.Error())); err != nil {
 			return fmt.Errorf("notify: mark %s failed: %w", m.ID, err)
 		}
@@ -223,6 +226,35 @@ func backoff(attempts int) time.Duration {
 		d = min(backoffCap, backoffBase<<(attempts-1))
 	}
 	return d - rand.N(d/2+1)
+}
+
+// SMS carry codes that live minutes: they are retried sooner (5 s doubled,
+// capped at 1 min) and given up once expired.
+const (
+	smsBackoffBase = 5 * time.Second
+	smsBackoffCap  = time.Minute
+)
+
+var errSMSExpired = errors.New("expired before it could be delivered")
+
+func backoffFor(kind string, attempts int) time.Duration {
+	if kind != KindSMS {
+		return backoff(attempts)
+	}
+	attempts = max(attempts, 1)
+	d := smsBackoffCap
+	if attempts <= 4 {
+		d = min(smsBackoffCap, smsBackoffBase<<(attempts-1))
+	}
+	return d - rand.N(d/2+1)
+}
+
+func smsExpired(m store.OutboxMessage, now time.Time) bool {
+	var sms SMS
+	if json.Unmarshal(m.Payload, &sms) != nil {
+		return false // the sender refuses it
+	}
+	return !sms.ExpiresAt.IsZero() && !now.Before(sms.ExpiresAt)
 }
 
 func truncate(s string) string {
