@@ -31,7 +31,7 @@ const defaultLang = "fr"
 // pages/layout.html with the partials of pages/partials.html.
 var pageNames = []string{
 	pageLogin, pageError, pageSignedOut, pageActivate, pageMFASetup,
-	pageTOTPSetup, pageTOTPConfirm, pageTOTPPrint, pageRecoveryCodes,
+	pageTOTPSetup, pageTOTPConfirm, pageTOTPPrint, pageRecoveryCodes, pageSMSEnroll, pageSMSConfirm,
 	pageMFAChallenge, pageRecoveryUsed, pageSecurity, pageLogoutConfirm,
 }
 

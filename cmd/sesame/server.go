@@ -50,6 +50,7 @@ func (a *app) server(ctx context.Context, reg *prometheus.Registry) (*idp.Server
 		Issuer:         a.cfg.Issuer,
 		Store:          a.store,
 		Ephemeral:      a.ephemeral,
+		SMSPerHour:     a.cfg.SMS.MaxPerHour,
 		Keys:           a.keys,
 		Templates:      tpl,
 		Passwords:      users.Passwords{Params: users.DefaultPasswordParams()},
