@@ -1,10 +1,14 @@
 package users_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/sesame-idp/sesame/idp/notify"
+	"github.com/sesame-idp/sesame/idp/store"
 	"github.com/sesame-idp/sesame/idp/users"
 	"github.com/sesame-idp/sesame/templates"
 )
@@ -85,4 +89,46 @@ func TestMaskPhone(t *testing.T) {
 	if got := users.MaskPhone("+15148721234"); got != "+1 •••-•••-1234" {
 		t.Errorf("MaskPhone = %q", got)
 	}
+}
+
+// Support sets a number on an account without one (a verified method is
+// created), then changes it (the same method, the new number), each time
+// with an event and the email; a bad number changes nothing.
+func TestSetPhone(t *testing.T) {
+	eachBackend(t, func(t *testing.T, svc *users.Service) {
+		ctx := context.Background()
+		created, err := svc.CreateUsers(ctx, []users.NewUser{{Username: "lea.roy", Email: "lea@clinique.example", Password: "une phrase de passe assez longue"}}, byAdmin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := created[0].ID
+		mails := 0
+		mail := func(u store.User) (notify.Email, error) {
+			mails++
+			return notify.Email{To: u.Email, Subject: "numéro changé", Text: "Nouveau numéro : " + users.MaskPhone(u.Phone)}, nil
+		}
+		if _, err := svc.SetPhone(ctx, id, "212 736-5000", byAdmin, mail); !errors.Is(err, users.PhoneUS) {
+			t.Fatalf("US number: %v", err)
+		}
+		u, err := svc.SetPhone(ctx, id, "514 872-1234", byAdmin, mail)
+		if err != nil || u.Phone != "+15148721234" {
+			t.Fatalf("first number: %+v %v", u, err)
+		}
+		first, _ := svc.Store.ListCredentials(ctx, id, store.CredSMS)
+		if _, err := svc.SetPhone(ctx, id, "+1 418 691-2000", byAdmin, mail); err != nil {
+			t.Fatal(err)
+		}
+		after, _ := svc.Store.ListCredentials(ctx, id, store.CredSMS)
+		if len(first) != 1 || first[0].VerifiedAt.IsZero() || len(after) != 1 || after[0].ID != first[0].ID || users.CredentialPhone(after[0]) != "+14186912000" {
+			t.Fatalf("credentials: %+v then %+v", first, after)
+		}
+		ev, _ := svc.Store.ListAuditEvents(ctx, store.AuditFilter{UserID: id, Type: "user.phone_changed"})
+		if len(ev) != 2 || ev[0].ActorID != "admin-1" || strings.Contains(ev[0].Details["phone"], "691") {
+			t.Errorf("events: %+v", ev)
+		}
+		msgs, _ := svc.Store.ClaimOutbox(ctx, t0.Add(time.Hour), time.Minute, 10)
+		if mails != 2 || len(msgs) != 2 {
+			t.Errorf("%d emails built, %d queued; want 2", mails, len(msgs))
+		}
+	})
 }
