@@ -2,15 +2,15 @@ package mfa_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"crypto/rand"
 
 	"github.com/google/uuid"
 
@@ -333,4 +333,52 @@ func TestSMSSendLimits(t *testing.T) {
 			t.Fatalf("next hour: %v", err)
 		}
 	})
+}
+
+// keyLog records the key names the factor uses.
+type keyLog struct {
+	ephemeral.Store
+	mu   sync.Mutex
+	keys []string
+}
+
+func (k *keyLog) rec(key string) { k.mu.Lock(); k.keys = append(k.keys, key); k.mu.Unlock() }
+func (k *keyLog) Get(ctx context.Context, key string) ([]byte, error) {
+	k.rec(key)
+	return k.Store.Get(ctx, key)
+}
+func (k *keyLog) Delete(ctx context.Context, key string) error {
+	k.rec(key)
+	return k.Store.Delete(ctx, key)
+}
+func (k *keyLog) Incr(ctx context.Context, key string, w time.Duration) (int64, error) {
+	k.rec(key)
+	return k.Store.Incr(ctx, key, w)
+}
+func (k *keyLog) Update(ctx context.Context, key string, ttl time.Duration, fn func([]byte) ([]byte, error)) error {
+	k.rec(key)
+	return k.Store.Update(ctx, key, ttl, fn)
+}
+
+// Key names carry no code, number or user id: they are hashes.
+func TestSMSKeyNamesAreHashes(t *testing.T) {
+	st := teststore.SQLite(t)
+	log := &keyLog{Store: memory.New(func() time.Time { return fixedNow })}
+	fx := &smsFixture{st: st, ctx: t.Context(), f: mfa.SMS{Store: st, Ephemeral: log, Issuer: "https://idp.example"}}
+	u := fx.user(t, "fr-CA", "+15148721234")
+	if _, err := fx.f.Begin(fx.ctx, u, fixedNow); err != nil {
+		t.Fatal(err)
+	}
+	code := fx.lastCode(t, frText)
+	if _, err := fx.f.Verify(fx.ctx, u, code, fixedNow); err != nil {
+		t.Fatal(err)
+	}
+	if len(log.keys) < 4 {
+		t.Fatalf("keys %v", log.keys)
+	}
+	for _, k := range log.keys {
+		if strings.Contains(k, code) || strings.Contains(k, "5148721234") || strings.Contains(k, u.ID) || strings.Contains(k, u.Username) {
+			t.Errorf("key %q carries a secret or an identifier", k)
+		}
+	}
 }
