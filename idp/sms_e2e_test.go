@@ -179,3 +179,46 @@ func TestChallengeChoosesSMS(t *testing.T) {
 		}
 	})
 }
+
+// "Add a second method" from the challenge, as the help article says: a
+// code of the app first, then the SMS steps; the recovery codes are kept,
+// the new number saved, and both factors count in the amr.
+func TestAddSMSFromChallenge(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, env *testEnv) {
+		r := env.newRP(nil)
+		u := env.user("paul", pw)
+		b := newBrowser(t)
+		p, verifier := challengePage(t, env, r, b, "paul")
+		p = b.get(p.link(t, "then=add"))
+		action, vals := p.form(t, "mfa")
+		vals.Set("code", env.nextCode("paul"))
+		p = b.post(action, vals)
+		if !strings.Contains(p.body, `data-method="sms"`) {
+			t.Fatalf("no SMS on the method choice after the app's code: %s\n%s", p.url, p.body)
+		}
+		p = b.get(p.link(t, "/mfa/sms?"))
+		action, vals = p.form(t, "sms-enroll")
+		vals.Set("phone", "+1 604-681-1234")
+		vals.Set("device_name", "iPhone de Paul")
+		p = b.post(action, vals)
+		codes := env.smsCodes("+16046811234")
+		if len(codes) != 1 {
+			t.Fatalf("%d texts", len(codes))
+		}
+		action, vals = p.form(t, "sms-confirm")
+		vals.Set("code", codes[0])
+		p = b.post(action, vals)
+		if n := len(recoveryCodes(p)); n != 0 {
+			t.Errorf("adding a method showed %d new recovery codes", n)
+		}
+		if creds, _ := env.store.ListCredentials(context.Background(), u.ID, store.CredSMS); len(creds) != 1 || users.CredentialPhone(creds[0]) != "+16046811234" {
+			t.Fatalf("sms credential: %+v", creds)
+		}
+		action, vals = p.formAction(t, "/mfa/continue")
+		p = b.post(action, vals)
+		amr := amrOf(t, r, p.redirectParams(t).Get("code"), verifier)
+		if !slices.Contains(amr, "otp") || !slices.Contains(amr, "sms") {
+			t.Errorf("amr %v, want otp and sms", amr)
+		}
+	})
+}
