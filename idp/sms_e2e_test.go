@@ -3,12 +3,14 @@ package idp_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sesame-idp/sesame/idp/notify"
 	"github.com/sesame-idp/sesame/idp/store"
 	"github.com/sesame-idp/sesame/idp/users"
 )
@@ -219,6 +221,44 @@ func TestAddSMSFromChallenge(t *testing.T) {
 		amr := amrOf(t, r, p.redirectParams(t).Get("code"), verifier)
 		if !slices.Contains(amr, "otp") || !slices.Contains(amr, "sms") {
 			t.Errorf("amr %v, want otp and sms", amr)
+		}
+	})
+}
+
+// A text the gateway refuses (a 4xx) is recorded, and the page says it
+// could not be sent instead of letting the user wait for it.
+func TestSMSCouldNotSend(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, env *testEnv) {
+		gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"code": 21614, "message": "not a mobile number"}`))
+		}))
+		defer gw.Close()
+		worker := &notify.Worker{Store: env.store, Senders: map[string]notify.Sender{
+			notify.KindSMS: &notify.TwilioSender{URL: gw.URL, AccountSID: "AC1", AuthToken: "t", From: "+15145550000", Client: gw.Client()},
+		}}
+		r := env.newRP(nil)
+		u := env.user("ines", pw)
+		now := time.Now().UTC()
+		if err := env.store.CreateCredential(context.Background(), users.NewSMSCredential(u.ID, "Pixel", "+14186912000", now, now)); err != nil {
+			t.Fatal(err)
+		}
+		b := newBrowser(t)
+		p, _ := challengePage(t, env, r, b, "ines")
+		p = b.get(p.link(t, "method=sms"))
+		action, vals := p.form(t, "sms-send")
+		p = b.post(action, vals)
+		if strings.Contains(p.body, "n'a pas pu être envoyé") {
+			t.Fatal("failure shown before any attempt")
+		}
+		if _, err := worker.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		action, vals = p.form(t, "mfa")
+		vals.Set("code", "000000")
+		p = b.post(action, vals)
+		if !strings.Contains(p.body, "Le texto n'a pas pu être envoyé à ce numéro.") {
+			t.Fatalf("no 'could not send': %d\n%s", p.status, p.body)
 		}
 	})
 }

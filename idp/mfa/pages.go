@@ -164,6 +164,15 @@ func (h *Handler) renderChallengePage(w http.ResponseWriter, r *http.Request, st
 			return web.Unavailable(err)
 		}
 		page.SendAction, page.Sent, page.Destination = send, sent, users.MaskPhone(users.CredentialPhone(c))
+		if sent {
+			// The gateway refused the text: say so rather than let the
+			// user wait for it.
+			if failed, err := h.SMS.Undelivered(r.Context(), st.User.ID, PurposeChallenge); err != nil {
+				return web.Unavailable(err)
+			} else if failed {
+				page.Error, page.ErrorArgs = "error.sms_failed", nil
+			}
+		}
 		if notice != "" {
 			page.Notice, page.NoticeArgs = notice, []any{page.Destination}
 		}

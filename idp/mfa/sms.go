@@ -156,6 +156,7 @@ type SMSCode struct {
 	SentAt  time.Time `json:"sent_at"`
 	Expires time.Time `json:"expires"`
 	Wrong   int       `json:"wrong"`
+	Outbox  string    `json:"outbox,omitempty"` // the text's outbox message
 }
 
 func codeHash(salt []byte, code string) []byte {
@@ -206,7 +207,9 @@ func (f SMS) Send(ctx context.Context, u store.User, purpose, phone, credID stri
 	code := NewSMSCode()
 	salt := make([]byte, 16)
 	_, _ = rand.Read(salt)
-	rec := SMSCode{Salt: salt, Hash: codeHash(salt, code), Phone: phone, Cred: credID, SentAt: now, Expires: now.Add(SMSCodeTTL)}
+	textKey := "sms-code:" + uuid.NewString()
+	rec := SMSCode{Salt: salt, Hash: codeHash(salt, code), Phone: phone, Cred: credID, SentAt: now, Expires: now.Add(SMSCodeTTL),
+		Outbox: notify.OutboxID(textKey)}
 	var wait time.Duration
 	err = f.Ephemeral.Update(ctx, key, SMSCodeTTL, func(old []byte) ([]byte, error) {
 		var o SMSCode
@@ -229,7 +232,7 @@ func (f SMS) Send(ctx context.Context, u store.User, purpose, phone, credID stri
 	}
 	body := f.text(lang, code)
 	err = f.Store.InTx(ctx, func(tx store.Tx) error {
-		return notify.EnqueueSMS(ctx, tx, "sms-code:"+uuid.NewString(), notify.SMS{To: phone, Body: body, ExpiresAt: rec.Expires}, now)
+		return notify.EnqueueSMS(ctx, tx, textKey, notify.SMS{To: phone, Body: body, ExpiresAt: rec.Expires}, now)
 	})
 	if err != nil {
 		_ = f.Ephemeral.Delete(ctx, key)
@@ -260,6 +263,24 @@ func (f SMS) text(lang, code string) string {
 		host = u.Host
 	}
 	return msg + "\n\n@" + host + " #" + code
+}
+
+// Undelivered reports whether the live code for purpose could not be sent
+// (the gateway refused the text, or the worker gave up): the page then says
+// "could not send" rather than letting the user wait.
+func (f SMS) Undelivered(ctx context.Context, userID, purpose string) (bool, error) {
+	rec, ok, err := f.load(ctx, codeKey(userID, purpose))
+	if err != nil || !ok || rec.Outbox == "" {
+		return false, err
+	}
+	m, err := f.Store.GetOutboxMessage(ctx, rec.Outbox)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return notify.GaveUp(m), nil
 }
 
 func (f SMS) load(ctx context.Context, key string) (SMSCode, bool, error) {

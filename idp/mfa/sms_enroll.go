@@ -155,6 +155,11 @@ func (h *Handler) smsConfirmPage(w http.ResponseWriter, r *http.Request) error {
 func (h *Handler) renderSMSConfirm(w http.ResponseWriter, r *http.Request, st *flow.State, status int, errKey string, args []any) error {
 	b := h.Web.Base(w, r, st.Lang)
 	b.Error, b.ErrorArgs = errKey, args
+	if failed, err := h.SMS.Undelivered(r.Context(), st.User.ID, PurposeEnroll); err != nil {
+		return web.Unavailable(err)
+	} else if failed {
+		b.Error, b.ErrorArgs = "error.sms_failed", nil
+	}
 	return h.Web.Templates.SMSConfirm(w, status, templates.SMSConfirmPage{
 		Base:         b,
 		Action:       h.Flow.URL("/mfa/sms/confirm", st.A),

@@ -108,6 +108,16 @@ func enqueue(ctx context.Context, tx store.Tx, kind, key string, payload any, no
 	return nil
 }
 
+// OutboxID is the outbox ID of the message queued under idempotencyKey
+// (store.Store.GetOutboxMessage tells whether it was sent).
+func OutboxID(idempotencyKey string) string { return outboxID(idempotencyKey) }
+
+// GaveUp reports whether the worker gave m up: a permanent failure (a 4xx
+// from the gateway), too many attempts, or an expired text.
+func GaveUp(m store.OutboxMessage) bool {
+	return m.SentAt.IsZero() && strings.HasPrefix(m.LastError, gaveUpPrefix)
+}
+
 // outboxID is the ID of the message of an idempotency key.
 func outboxID(key string) string {
 	return uuid.NewSHA1(idSpace, []byte(key)).String()

@@ -33,6 +33,8 @@ const (
 	outcomeSent   = "sent"
 	outcomeFailed = "failed"
 	outcomeGaveUp = "given_up"
+	// gaveUpPrefix starts the last error of a message given up.
+	gaveUpPrefix = "gave up"
 )
 
 // Worker delivers the outbox: it claims due messages for a lease, hands each
@@ -192,9 +194,9 @@ func (w *Worker) attempt(ctx context.Context, m store.OutboxMessage) error {
 		return nil
 
 	case errors.Is(err, ErrPermanent), m.Attempts >= w.maxAttempts():
-		reason := fmt.Sprintf("gave up after %d attempts: %v", m.Attempts, err)
+		reason := fmt.Sprintf(gaveUpPrefix+" after %d attempts: %v", m.Attempts, err)
 		if errors.Is(err, ErrPermanent) {
-			reason = fmt.Sprintf("gave up (permanent failure) after %d attempts: %v", m.Attempts, err)
+			reason = fmt.Sprintf(gaveUpPrefix+" (permanent failure) after %d attempts: %v", m.Attempts, err)
 		}
 		if err := w.Store.MarkOutboxFailed(markCtx, m.ID, now.Add(giveUpDelay), truncate(reason)); err != nil {
 			return fmt.Errorf("notify: mark %s given up: %w", m.ID, err)
