@@ -289,6 +289,7 @@ func (h *Handler) smsConfirm(w http.ResponseWriter, r *http.Request) error {
 	if err := h.Flow.Update(r.Context(), st, func(fl *oidcstore.Flow) error {
 		delete(fl.Pending, pendingSMSPhone)
 		delete(fl.Pending, pendingSMSDevice)
+		delete(fl.Pending, pendingRecovery) // stored with this method
 		return nil
 	}); err != nil {
 		return err
