@@ -106,6 +106,10 @@ type SMS struct {
 	AccountSID string `yaml:"account_sid"`
 	AuthToken  string `yaml:"auth_token" secret:"true"`
 	From       string `yaml:"from"`
+	// MaxPerHour caps the validation texts the whole deployment sends in
+	// an hour (SMS-pumping guard; each user and each number have their own
+	// limits besides).
+	MaxPerHour int `yaml:"max_per_hour"`
 }
 
 // Log configures the process logs.
@@ -170,6 +174,7 @@ func Default() Config {
 		Database:  Database{AutoMigrate: true},
 		Redis:     Redis{Prefix: "sesame:"},
 		SMTP:      SMTP{Port: 587, TLS: "starttls", From: "Sésame <no-reply@localhost>"},
+		SMS:       SMS{MaxPerHour: 1000},
 		Log:       Log{Format: "text", Level: "info"},
 		Session:   Session{FactorWindow: 10 * time.Minute, Lifetime: 12 * time.Hour},
 		Ephemeral: Ephemeral{MaxEntries: 200_000},
@@ -442,11 +447,21 @@ func (c Config) Validate() error {
 	switch c.SMS.Provider {
 	case "":
 	case "twilio", "webhook":
-		if u, err := url.Parse(c.SMS.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		if u, err := url.Parse(c.SMS.URL); (c.SMS.URL != "" || c.SMS.Provider == "webhook") &&
+			(err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "") {
 			bad("sms.url", "must be the gateway's absolute URL")
+		}
+		if c.SMS.AuthToken == "" {
+			bad("sms.auth_token", "must be set for sms.provider %s", c.SMS.Provider)
+		}
+		if c.SMS.Provider == "twilio" && (c.SMS.AccountSID == "" || c.SMS.From == "") {
+			bad("sms.account_sid", "sms.account_sid and sms.from must be set for twilio")
 		}
 	default:
 		bad("sms.provider", "%q must be twilio or webhook (or empty to log messages)", c.SMS.Provider)
+	}
+	if c.SMS.MaxPerHour < 1 {
+		bad("sms.max_per_hour", "must be at least 1")
 	}
 	switch c.Log.Format {
 	case "text", "json":

@@ -62,6 +62,9 @@ type Server struct {
 	SupportURL string
 	// Notify wakes the outbox worker after an email was queued.
 	Notify func()
+	// SMSPerHour caps the validation texts per hour, whole deployment
+	// (sms.max_per_hour; mfa.DefaultSMSPerHour when zero).
+	SMSPerHour int
 	// CryptoKey encrypts opaque access tokens and codes; the same on every node.
 	CryptoKey      [32]byte
 	TrustedProxies []netip.Prefix
@@ -200,6 +203,7 @@ func (s *Server) Handler() (http.Handler, error) {
 		Sealer:     s.Sealer,
 		Regulator:  regulator,
 		TOTP:       mfa.TOTP{Store: s.Store, Sealer: s.Sealer},
+		SMS:        mfa.SMS{Store: s.Store, Ephemeral: s.Ephemeral, Issuer: s.Issuer, MaxPerHour: s.SMSPerHour, Text: s.Templates.T, Notify: s.Notify},
 		Recovery:   mfa.Recovery{Store: s.Store},
 		Issuer:     s.TOTPIssuer,
 		SupportURL: s.SupportURL,

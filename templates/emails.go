@@ -10,7 +10,17 @@ const (
 	emailMethodAdded      = "method_added"
 	emailRecoveryCodeUsed = "recovery_code_used"
 	emailActivation       = "activation"
+	emailPhoneChanged     = "phone_changed"
 )
+
+// PhoneChangedEmail is the data of the "phone_changed" email: support
+// changed the user's SMS number.
+type PhoneChangedEmail struct {
+	GivenName  string
+	Phone      string // the new number, masked
+	When       string // already formatted
+	SupportURL string // optional
+}
 
 // MethodAddedEmail is the data of the "method_added" email.
 type MethodAddedEmail struct {

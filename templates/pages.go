@@ -14,6 +14,8 @@ const (
 	pageMFASetup      = "mfa_setup"
 	pageTOTPSetup     = "totp_setup"
 	pageTOTPConfirm   = "totp_confirm"
+	pageSMSEnroll     = "sms_enroll"
+	pageSMSConfirm    = "sms_confirm"
 	pageTOTPPrint     = "totp_print"
 	pageRecoveryCodes = "recovery_codes"
 	pageMFAChallenge  = "mfa_challenge"
@@ -114,6 +116,25 @@ type TOTPConfirmPage struct {
 	DeviceName string // prefilled device name (after an error)
 }
 
+// SMSEnrollPage asks for a cell phone number and a device name:
+// form#sms-enroll.
+type SMSEnrollPage struct {
+	Base
+	Action     string // form action (POST): sends the code
+	Phone      string // prefilled after an error
+	DeviceName string
+}
+
+// SMSConfirmPage asks for the code sent to the new number: form#sms-confirm,
+// and form#sms-resend ("send a new code").
+type SMSConfirmPage struct {
+	Base
+	Action       string // POST: the code
+	ResendAction string // POST: a new code
+	Destination  string // the masked number
+	ChangeURL    string // back to the number (another number)
+}
+
 // TOTPPrintPage is the sheet to print or save as PDF: QR code, key and
 // recovery codes, on one page.
 type TOTPPrintPage struct {
@@ -150,6 +171,11 @@ type MFAChallengePage struct {
 	Methods           []MethodLink // the other methods
 	AddMethodURL      string       // empty: no "add a second method" link
 	RemainingRecovery int          // shown with Method "recovery"
+	// SendAction is the POST of form#sms-send (Method "sms"); Sent: a code
+	// was sent (to Destination, masked), form#mfa is shown.
+	SendAction  string
+	Sent        bool
+	Destination string
 }
 
 // RecoveryUsedPage follows a sign-in with a recovery code.
@@ -168,6 +194,7 @@ type SecurityMethod struct {
 	Added        string // already formatted
 	LastUsed     string // already formatted; empty: never
 	RemoveAction string // POST with hidden "id"; empty: cannot be removed (last one)
+	Phone        string // the masked number of an SMS method
 }
 
 // SecurityPage lists the user's methods and recovery codes.
@@ -213,6 +240,16 @@ func (e *Engine) TOTPSetup(w http.ResponseWriter, status int, p TOTPSetupPage) e
 // TOTPConfirm renders the first-code confirmation of an authenticator.
 func (e *Engine) TOTPConfirm(w http.ResponseWriter, status int, p TOTPConfirmPage) error {
 	return e.render(w, status, pageTOTPConfirm, &p.Base, &p)
+}
+
+// SMSEnroll renders the phone-number form of a new SMS method.
+func (e *Engine) SMSEnroll(w http.ResponseWriter, status int, p SMSEnrollPage) error {
+	return e.render(w, status, pageSMSEnroll, &p.Base, &p)
+}
+
+// SMSConfirm renders the code form of a new SMS method.
+func (e *Engine) SMSConfirm(w http.ResponseWriter, status int, p SMSConfirmPage) error {
+	return e.render(w, status, pageSMSConfirm, &p.Base, &p)
 }
 
 // TOTPPrint renders the print sheet.
@@ -285,6 +322,10 @@ func samplePage(name, lang string) any {
 		return &TOTPConfirmPage{Base: b}
 	case pageTOTPPrint:
 		return &TOTPPrintPage{Base: b}
+	case pageSMSEnroll:
+		return &SMSEnrollPage{Base: b}
+	case pageSMSConfirm:
+		return &SMSConfirmPage{Base: b}
 	case pageRecoveryCodes:
 		return &RecoveryCodesPage{Base: b}
 	case pageMFAChallenge:

@@ -31,14 +31,14 @@ const defaultLang = "fr"
 // pages/layout.html with the partials of pages/partials.html.
 var pageNames = []string{
 	pageLogin, pageError, pageSignedOut, pageActivate, pageMFASetup,
-	pageTOTPSetup, pageTOTPConfirm, pageTOTPPrint, pageRecoveryCodes,
+	pageTOTPSetup, pageTOTPConfirm, pageTOTPPrint, pageRecoveryCodes, pageSMSEnroll, pageSMSConfirm,
 	pageMFAChallenge, pageRecoveryUsed, pageSecurity, pageLogoutConfirm,
 }
 
 // emailNames are the emails: emails/<name>.txt and emails/<name>.html each,
 // inside emails/layout.txt and emails/layout.html, with the subject message
 // email.<name>.subject.
-var emailNames = []string{emailMethodAdded, emailRecoveryCodeUsed, emailActivation}
+var emailNames = []string{emailMethodAdded, emailRecoveryCodeUsed, emailActivation, emailPhoneChanged}
 
 // Engine renders the pages and emails. It is safe for concurrent use.
 type Engine struct {

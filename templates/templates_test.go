@@ -112,6 +112,28 @@ func pageCases() []pageCase {
 			},
 		},
 		{
+			name: "sms_enroll",
+			render: func(e *Engine, w http.ResponseWriter, b Base) error {
+				b.Error = "error.phone.us"
+				return e.SMSEnroll(w, 422, SMSEnrollPage{Base: b, Action: "/mfa/sms", Phone: "212 736-5000", DeviceName: "Pixel"})
+			},
+			want: []string{"form#sms-enroll[method=post]", "input#phone[type=tel]", "input#device_name", "div.error[role=alert]"},
+			inside: map[string][]string{
+				"form#sms-enroll": {"phone", "device_name", "csrf_token"},
+			},
+		},
+		{
+			name: "sms_confirm",
+			render: func(e *Engine, w http.ResponseWriter, b Base) error {
+				return e.SMSConfirm(w, 200, SMSConfirmPage{Base: b, Action: "/mfa/sms/confirm", ResendAction: "/mfa/sms/resend",
+					Destination: "+1 •••-•••-1234", ChangeURL: "/mfa/sms"})
+			},
+			want: []string{"form#sms-confirm[method=post]", "input#code[autocomplete=one-time-code][inputmode=numeric]", "form#sms-resend[method=post]"},
+			inside: map[string][]string{
+				"form#sms-confirm": {"code", "csrf_token"},
+			},
+		},
+		{
 			name: "totp_print",
 			render: func(e *Engine, w http.ResponseWriter, b Base) error {
 				return e.TOTPPrint(w, 200, TOTPPrintPage{Base: b, QRDataURI: testQR, SecretGroups: []string{"JBSW", "Y3DP"},
@@ -548,6 +570,35 @@ func TestTOTPSetupKeepsConfirmQuery(t *testing.T) {
 	}
 }
 
+// SMS at the challenge: first form#sms-send (a POST), then, once sent,
+// form#mfa with method=sms and the "send a new code" form; the other
+// methods are links a[data-method].
+func TestMFAChallengeSMS(t *testing.T) {
+	e := newEngine(t)
+	rec := httptest.NewRecorder()
+	p := MFAChallengePage{Base: base("fr"), Action: "/mfa/challenge", Method: "sms", SendAction: "/mfa/sms/send",
+		Destination: "+1 •••-•••-1234", Methods: []MethodLink{{Method: "totp", URL: "/mfa/challenge?method=totp"}}}
+	if err := e.MFAChallenge(rec, 200, p); err != nil {
+		t.Fatal(err)
+	}
+	doc := parseDoc(rec.Body.String())
+	if !doc.has("form#sms-send[method=post][action=/mfa/sms/send]") || doc.has("form#mfa") {
+		t.Errorf("before sending: want form#sms-send only")
+	}
+	if !doc.has("a[data-method=totp]") || !strings.Contains(doc.text(), "+1 •••-•••-1234") {
+		t.Errorf("no a[data-method=totp] or destination")
+	}
+	p.Sent = true
+	rec = httptest.NewRecorder()
+	if err := e.MFAChallenge(rec, 200, p); err != nil {
+		t.Fatal(err)
+	}
+	doc = parseDoc(rec.Body.String())
+	if !doc.has("form#mfa") || !doc.has("input[name=method][value=sms]") || !doc.has("form#sms-resend[action=/mfa/sms/send]") || doc.has("form#sms-send") {
+		t.Errorf("once sent: want form#mfa (method sms) and form#sms-resend")
+	}
+}
+
 func TestMFAChallengeMethods(t *testing.T) {
 	e := newEngine(t)
 	for _, tc := range []struct {
@@ -561,7 +612,7 @@ func TestMFAChallengeMethods(t *testing.T) {
 		{"sms", "fr", "Code reçu par SMS", true},
 	} {
 		rec := httptest.NewRecorder()
-		if err := e.MFAChallenge(rec, 200, MFAChallengePage{Base: base(tc.lang), Action: "/mfa", Method: tc.method, RemainingRecovery: 2}); err != nil {
+		if err := e.MFAChallenge(rec, 200, MFAChallengePage{Base: base(tc.lang), Action: "/mfa", Method: tc.method, RemainingRecovery: 2, Sent: tc.method == "sms"}); err != nil {
 			t.Fatal(err)
 		}
 		doc := parseDoc(rec.Body.String())
@@ -920,7 +971,7 @@ func TestStatic(t *testing.T) {
 }
 
 // keyLike matches what looks like a message key in visible text.
-var keyLike = regexp.MustCompile(`\b(app|layout|common|login|error|signed_out|activate|mfa_setup|totp_setup|totp_confirm|totp_print|recovery_codes|recovery_used|recovery|mfa|security|method|notice|email)\.[a-z_.]+`)
+var keyLike = regexp.MustCompile(`\b(app|layout|common|login|error|signed_out|activate|mfa_setup|totp_setup|totp_confirm|totp_print|recovery_codes|recovery_used|recovery|mfa|security|method|notice|email|sms|sms_enroll|sms_confirm)\.[a-z_.]+`)
 
 func allKeys(t *testing.T) []string {
 	t.Helper()

@@ -378,7 +378,7 @@ func (a *app) createUsers(ctx context.Context, ins []users.NewUser) ([]store.Use
 
 func cmdUser(ctx context.Context, args []string, e env) error {
 	if len(args) == 0 {
-		return usagef("usage: sesame user create|import|mfa-grace|unlock")
+		return usagef("usage: sesame user create|import|mfa-grace|unlock|phone")
 	}
 	switch args[0] {
 	case "create":
@@ -389,8 +389,10 @@ func cmdUser(ctx context.Context, args []string, e env) error {
 		return userGrace(ctx, args[1:], e)
 	case "unlock":
 		return userUnlock(ctx, args[1:], e)
+	case "phone":
+		return userPhone(ctx, args[1:], e)
 	}
-	return usagef("unknown user command %q (create, import, mfa-grace, unlock)", args[0])
+	return usagef("unknown user command %q (create, import, mfa-grace, unlock, phone)", args[0])
 }
 
 func userCreate(ctx context.Context, args []string, e env) error {
@@ -403,6 +405,7 @@ func userCreate(ctx context.Context, args []string, e env) error {
 	fs.StringVar(&in.FamilyName, "family-name", "", "family `name`")
 	fs.StringVar(&in.Locale, "locale", "fr-CA", "`locale`: fr-CA or en-CA")
 	fs.StringVar(&in.TOTPSecret, "totp-secret", "", "existing authenticator key (`BASE32`) to import: the user is then enrolled")
+	fs.StringVar(&in.Phone, "phone", "", "verified cell phone `number` to import (+1…): the user is then enrolled for SMS")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -49,11 +49,12 @@ Usage:
                 [--token-format opaque|jwt] [--auth-method client_secret_basic|client_secret_post] [--pkce]
   sesame client list | delete --id ID | rotate-secret --id ID
   sesame user create --username U --email E --password P [--given-name …] [--family-name …]
-                [--locale fr-CA|en-CA] [--totp-secret BASE32]
+                [--locale fr-CA|en-CA] [--totp-secret BASE32] [--phone +1…]
   sesame user import FILE                       JSON lines with the fields of user create
   sesame user mfa-grace --username U --until YYYY-MM-DD|now
                                                 let one account sign in without a second factor for a while (audited)
   sesame user unlock --username U               void the account's throttle counts (audited)
+  sesame user phone --username U --phone +1…    change the account's SMS number (audited, the user emailed)
   sesame keys rotate                            retire the active signing key, activate the next
 
 Every command takes --config FILE and the same SESAME_* environment as serve.

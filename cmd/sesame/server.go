@@ -50,6 +50,7 @@ func (a *app) server(ctx context.Context, reg *prometheus.Registry) (*idp.Server
 		Issuer:         a.cfg.Issuer,
 		Store:          a.store,
 		Ephemeral:      a.ephemeral,
+		SMSPerHour:     a.cfg.SMS.MaxPerHour,
 		Keys:           a.keys,
 		Templates:      tpl,
 		Passwords:      users.Passwords{Params: users.DefaultPasswordParams()},
@@ -86,9 +87,18 @@ func (a *app) outbox(reg prometheus.Registerer) (*notify.Worker, error) {
 	} else {
 		a.log.Warn("smtp.host is not set: emails are written to the log, not sent")
 	}
+	var sms notify.Sender = log
+	switch c := a.cfg.SMS; c.Provider {
+	case "twilio":
+		sms = &notify.TwilioSender{URL: c.URL, AccountSID: c.AccountSID, AuthToken: c.AuthToken, From: c.From}
+	case "webhook":
+		sms = &notify.WebhookSender{URL: c.URL, Secret: c.AuthToken}
+	default:
+		a.log.Warn("sms.provider is not set: text messages are written to the log, not sent")
+	}
 	return &notify.Worker{
 		Store:      a.store,
-		Senders:    map[string]notify.Sender{notify.KindEmail: email, notify.KindSMS: log},
+		Senders:    map[string]notify.Sender{notify.KindEmail: email, notify.KindSMS: sms},
 		Logger:     a.log,
 		Registerer: reg,
 	}, nil

@@ -188,6 +188,9 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, u store.User, n
 	var methods []templates.SecurityMethod
 	for _, c := range factors {
 		m := templates.SecurityMethod{ID: c.ID, Type: string(c.Type), Name: c.Name, Added: formatDay(c.CreatedAt)}
+		if p := users.CredentialPhone(c); p != "" {
+			m.Phone = users.MaskPhone(p) // changed by support only
+		}
 		if !c.LastUsedAt.IsZero() {
 			m.LastUsed = formatDay(c.LastUsedAt)
 		}

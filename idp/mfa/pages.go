@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +29,7 @@ type Handler struct {
 	Sealer    *seal.Sealer
 	Regulator *regulate.Regulator
 	TOTP      TOTP
+	SMS       SMS
 	Recovery  Recovery
 	// Issuer is the name shown in authenticator apps ("Sésame").
 	Issuer     string
@@ -47,7 +49,7 @@ func (h *Handler) now() time.Time {
 }
 
 // factors are those offered at the challenge, in order.
-func (h *Handler) factors() []Factor { return []Factor{h.TOTP, h.Recovery} }
+func (h *Handler) factors() []Factor { return []Factor{h.TOTP, h.SMS, h.Recovery} }
 
 func (h *Handler) factor(method string) Factor {
 	for _, f := range h.factors() {
@@ -65,6 +67,12 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /mfa/totp/print", h.Web.Handle(h.totpPrint))
 	mux.Handle("GET /mfa/totp/confirm", h.Web.Handle(h.totpConfirmPage))
 	mux.Handle("POST /mfa/totp/confirm", h.Web.Handle(h.totpConfirm))
+	mux.Handle("GET /mfa/sms", h.Web.Handle(h.smsSetup))
+	mux.Handle("POST /mfa/sms", h.Web.Handle(h.smsSend))
+	mux.Handle("GET /mfa/sms/confirm", h.Web.Handle(h.smsConfirmPage))
+	mux.Handle("POST /mfa/sms/confirm", h.Web.Handle(h.smsConfirm))
+	mux.Handle("POST /mfa/sms/resend", h.Web.Handle(h.smsResend))
+	mux.Handle("POST /mfa/sms/send", h.Web.Handle(h.smsChallengeSend))
 	mux.Handle("GET /mfa/challenge", h.Web.Handle(h.challengePage))
 	mux.Handle("POST /mfa/challenge", h.Web.Handle(h.challenge))
 	mux.Handle("POST /mfa/recovery/regenerate", h.Web.Handle(h.regenerateInFlow))
@@ -78,11 +86,18 @@ func (h *Handler) setup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return h.Web.Templates.MFASetup(w, http.StatusOK, templates.MFASetupPage{
+	page := templates.MFASetupPage{
 		Base:       h.Web.Base(w, r, st.Lang),
 		TOTPURL:    h.Flow.URL("/mfa/totp", st.A),
 		Continuing: st.Step() == flow.StepVerified,
-	})
+	}
+	// SMS is offered while the user has no number (support changes it).
+	if ok, err := h.hasPhone(r, st.User); err != nil {
+		return web.Unavailable(err)
+	} else if !ok {
+		page.SMSURL = h.Flow.URL("/mfa/sms", st.A)
+	}
+	return h.Web.Templates.MFASetup(w, http.StatusOK, page)
 }
 
 // ---- the challenge ----
@@ -96,6 +111,13 @@ func (h *Handler) challengePage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) renderChallenge(w http.ResponseWriter, r *http.Request, st *flow.State, status int, method, errKey string) error {
+	// A wrong SMS code shows the code form again.
+	return h.renderChallengePage(w, r, st, status, method, errKey, nil, errKey != "", "")
+}
+
+// renderChallengePage draws the challenge; sent: an SMS code was sent (the
+// code form shows), notice a banner key.
+func (h *Handler) renderChallengePage(w http.ResponseWriter, r *http.Request, st *flow.State, status int, method, errKey string, errArgs []any, sent bool, notice string) error {
 	var methods []string
 	for _, f := range h.factors() {
 		ok, err := f.Enrolled(r.Context(), st.User)
@@ -120,20 +142,42 @@ func (h *Handler) renderChallenge(w http.ResponseWriter, r *http.Request, st *fl
 		return web.Unavailable(err)
 	}
 	b := h.Web.Base(w, r, st.Lang)
-	b.Error = errKey
+	b.Error, b.ErrorArgs = errKey, errArgs
 	action := h.Flow.URL(flow.PathChallenge, st.A)
+	send := h.Flow.URL("/mfa/sms/send", st.A)
 	if r.FormValue("then") == "add" {
 		// "Add a second method": verify a code first, then set it up.
 		action = h.Flow.URL(flow.PathChallenge, st.A, "then", "add")
+		send = h.Flow.URL("/mfa/sms/send", st.A, "then", "add")
 	}
-	return h.Web.Templates.MFAChallenge(w, status, templates.MFAChallengePage{
+	page := templates.MFAChallengePage{
 		Base:              b,
 		Action:            action,
 		Method:            method,
 		Methods:           links,
 		AddMethodURL:      h.Flow.URL(flow.PathChallenge, st.A, "then", "add", "method", method),
 		RemainingRecovery: remaining,
-	})
+	}
+	if method == h.SMS.Method() {
+		c, err := h.SMS.Phone(r.Context(), st.User.ID)
+		if err != nil {
+			return web.Unavailable(err)
+		}
+		page.SendAction, page.Sent, page.Destination = send, sent, users.MaskPhone(users.CredentialPhone(c))
+		if sent {
+			// The gateway refused the text: say so rather than let the
+			// user wait for it.
+			if failed, err := h.SMS.Undelivered(r.Context(), st.User.ID, PurposeChallenge); err != nil {
+				return web.Unavailable(err)
+			} else if failed {
+				page.Error, page.ErrorArgs = "error.sms_failed", nil
+			}
+		}
+		if notice != "" {
+			page.Notice, page.NoticeArgs = notice, []any{page.Destination}
+		}
+	}
+	return h.Web.Templates.MFAChallenge(w, status, page)
 }
 
 // codeAttempt is the throttle's view of a code for st's user.
@@ -206,7 +250,11 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request) error {
 		if err := h.failed(w, r, st, method); err != nil {
 			return err
 		}
-		return h.renderChallenge(w, r, st, http.StatusUnprocessableEntity, method, "error.code_invalid")
+		key := "error.code_invalid"
+		if errors.Is(err, ErrCodeExpired) {
+			key = "error.code_expired"
+		}
+		return h.renderChallenge(w, r, st, http.StatusUnprocessableEntity, method, key)
 	}
 	if err != nil {
 		return web.Unavailable(err)
@@ -225,6 +273,38 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request) error {
 	}
 	http.Redirect(w, r, h.Flow.URL(flow.PathSetup, st.A), http.StatusSeeOther)
 	return nil
+}
+
+// smsChallengeSend sends a sign-in code to the user's number: on this POST
+// only (form#sms-send), never on a GET, so that link prefetchers send no
+// texts.
+func (h *Handler) smsChallengeSend(w http.ResponseWriter, r *http.Request) error {
+	if err := h.Web.CheckPost(w, r); err != nil {
+		return err
+	}
+	st, err := h.Flow.Load(w, r, flow.StepChallenge)
+	if err != nil {
+		return err
+	}
+	method := h.SMS.Method()
+	if ok, err := h.hasPhone(r, st.User); err != nil {
+		return web.Unavailable(err)
+	} else if !ok {
+		return h.renderChallenge(w, r, st, http.StatusBadRequest, "", "")
+	}
+	if _, err := h.SMS.Begin(r.Context(), st.User, h.now()); err != nil {
+		if pe := h.sendRefused(st, err); pe != nil {
+			// Too soon: the code already sent still works.
+			var se *SendError
+			sent := errors.As(err, &se) && se.Reason == SendTooSoon
+			w.Header().Set("Retry-After", strconv.Itoa(int(pe.Retry.Seconds()+0.999)))
+			return h.renderChallengePage(w, r, st, pe.Status, method, pe.Key, pe.Args, sent, "")
+		}
+		return web.Unavailable(err)
+	}
+	h.audit(r, store.AuditEvent{Type: "mfa.sms_sent", ActorID: st.User.ID, UserID: st.User.ID, ClientID: st.A.ClientID,
+		Details: map[string]string{"purpose": PurposeChallenge}})
+	return h.renderChallengePage(w, r, st, http.StatusOK, method, "", nil, true, "notice.sms_sent_to")
 }
 
 func (h *Handler) continueFlow(w http.ResponseWriter, r *http.Request) error {

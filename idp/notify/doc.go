@@ -1,8 +1,8 @@
 // Package notify is the transactional outbox: emails and text messages are
 // written to the durable store in the same transaction as the change that
 // causes them (EnqueueEmail, EnqueueSMS), and a Worker delivers them later
-// through a Sender per kind (SMTPSender for email; LogSender when nothing is
-// configured).
+// through a Sender per kind (SMTPSender for email; TwilioSender or
+// WebhookSender for SMS; LogSender when nothing is configured).
 //
 // # Delivery guarantees
 //
@@ -23,6 +23,14 @@
 // address, a 5xx answer to RCPT or DATA) is not retried; after MaxAttempts the
 // worker gives up. A message given up is kept, with its next attempt a
 // century away and the reason in its last error, for support to look at.
+//
+// SMS carry codes that live minutes: a 5xx from the gateway is retried
+// after 5 s doubled (capped at 1 min), a 4xx is permanent, and a text whose
+// SMS.ExpiresAt has passed is given up instead of being sent late. The
+// webhook carries the idempotency key, so a gateway can drop the duplicate
+// of an at-least-once delivery; Twilio's API has no such key, so a worker
+// dying in the middle of a request may, after the lease, send that text
+// twice.
 //
 // # Secrets
 //

@@ -37,6 +37,9 @@ type Email struct {
 type SMS struct {
 	To   string `json:"to"` // E.164
 	Body string `json:"body"`
+	// ExpiresAt, when set, is when the text stops being worth sending (the
+	// code it carries has expired): the worker gives it up instead.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
 const (
@@ -103,6 +106,16 @@ func enqueue(ctx context.Context, tx store.Tx, kind, key string, payload any, no
 		return fmt.Errorf("notify: %s %s: %w", kind, key, err)
 	}
 	return nil
+}
+
+// OutboxID is the outbox ID of the message queued under idempotencyKey
+// (store.Store.GetOutboxMessage tells whether it was sent).
+func OutboxID(idempotencyKey string) string { return outboxID(idempotencyKey) }
+
+// GaveUp reports whether the worker gave m up: a permanent failure (a 4xx
+// from the gateway), too many attempts, or an expired text.
+func GaveUp(m store.OutboxMessage) bool {
+	return m.SentAt.IsZero() && strings.HasPrefix(m.LastError, gaveUpPrefix)
 }
 
 // outboxID is the ID of the message of an idempotency key.

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,8 @@ const (
 	outcomeSent   = "sent"
 	outcomeFailed = "failed"
 	outcomeGaveUp = "given_up"
+	// gaveUpPrefix starts the last error of a message given up.
+	gaveUpPrefix = "gave up"
 )
 
 // Worker delivers the outbox: it claims due messages for a lease, hands each
@@ -163,10 +166,12 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 func (w *Worker) attempt(ctx context.Context, m store.OutboxMessage) error {
 	log := w.logger().With("outbox_id", m.ID, "kind", m.Kind, "idempotency_key", m.IdempotencyKey, "attempts", m.Attempts)
 	var err error
-	if sender, ok := w.Senders[m.Kind]; ok {
-		err = sender.Send(ctx, m)
-	} else {
+	if sender, ok := w.Senders[m.Kind]; !ok {
 		err = fmt.Errorf("no sender for kind %q", m.Kind)
+	} else if m.Kind == KindSMS && smsExpired(m, w.now()) {
+		err = Permanent(errSMSExpired)
+	} else {
+		err = sender.Send(ctx, m)
 	}
 
 	markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
@@ -189,9 +194,9 @@ func (w *Worker) attempt(ctx context.Context, m store.OutboxMessage) error {
 		return nil
 
 	case errors.Is(err, ErrPermanent), m.Attempts >= w.maxAttempts():
-		reason := fmt.Sprintf("gave up after %d attempts: %v", m.Attempts, err)
+		reason := fmt.Sprintf(gaveUpPrefix+" after %d attempts: %v", m.Attempts, err)
 		if errors.Is(err, ErrPermanent) {
-			reason = fmt.Sprintf("gave up (permanent failure) after %d attempts: %v", m.Attempts, err)
+			reason = fmt.Sprintf(gaveUpPrefix+" (permanent failure) after %d attempts: %v", m.Attempts, err)
 		}
 		if err := w.Store.MarkOutboxFailed(markCtx, m.ID, now.Add(giveUpDelay), truncate(reason)); err != nil {
 			return fmt.Errorf("notify: mark %s given up: %w", m.ID, err)
@@ -201,7 +206,7 @@ func (w *Worker) attempt(ctx context.Context, m store.OutboxMessage) error {
 		return nil
 
 	default:
-		next := now.Add(backoff(m.Attempts))
+		next := now.Add(backoffFor(m.Kind, m.Attempts))
 		if err := w.Store.MarkOutboxFailed(markCtx, m.ID, next, truncate(err.Error())); err != nil {
 			return fmt.Errorf("notify: mark %s failed: %w", m.ID, err)
 		}
@@ -223,6 +228,35 @@ func backoff(attempts int) time.Duration {
 		d = min(backoffCap, backoffBase<<(attempts-1))
 	}
 	return d - rand.N(d/2+1)
+}
+
+// SMS carry codes that live minutes: they are retried sooner (5 s doubled,
+// capped at 1 min) and given up once expired.
+const (
+	smsBackoffBase = 5 * time.Second
+	smsBackoffCap  = time.Minute
+)
+
+var errSMSExpired = errors.New("expired before it could be delivered")
+
+func backoffFor(kind string, attempts int) time.Duration {
+	if kind != KindSMS {
+		return backoff(attempts)
+	}
+	attempts = max(attempts, 1)
+	d := smsBackoffCap
+	if attempts <= 4 {
+		d = min(smsBackoffCap, smsBackoffBase<<(attempts-1))
+	}
+	return d - rand.N(d/2+1)
+}
+
+func smsExpired(m store.OutboxMessage, now time.Time) bool {
+	var sms SMS
+	if json.Unmarshal(m.Payload, &sms) != nil {
+		return false // the sender refuses it
+	}
+	return !sms.ExpiresAt.IsZero() && !now.Before(sms.ExpiresAt)
 }
 
 func truncate(s string) string {

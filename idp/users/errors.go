@@ -12,6 +12,9 @@ type InputError struct {
 	// Message says what is wrong, in English, without the field's name.
 	// It never repeats a password or a key.
 	Message string
+	// Key, when set, is the message's key in templates/locales, for pages
+	// that show it in the user's language ("error.phone.us"…).
+	Key string
 	// Err is the cause when callers may need to tell it apart
 	// (store.ErrConflict for a taken username or client id, a password
 	// policy error, ErrBadSecret), or nil.

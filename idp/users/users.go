@@ -114,6 +114,9 @@ type NewUser struct {
 	// from the previous system), imported as a verified credential: the
 	// user goes straight to the challenge. Empty: none.
 	TOTPSecret string `json:"totp_secret"`
+	// Phone is a verified cell phone number (migration), in any usual
+	// format: imported as a verified SMS method. Empty: none.
+	Phone string `json:"phone"`
 }
 
 // Validate checks every field, in the order of the CLI's flags, and
@@ -137,6 +140,11 @@ func (n NewUser) Validate() error {
 	if n.TOTPSecret != "" {
 		if _, err := ParseSecret(n.TOTPSecret); err != nil {
 			return &InputError{Field: "totp_secret", Message: badSecret, Err: err}
+		}
+	}
+	if n.Phone != "" {
+		if _, err := ParseCanadianMobile(n.Phone); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -172,6 +180,9 @@ func (s *Service) CreateUsers(ctx context.Context, in []NewUser, by store.AuditE
 			GivenName: n.GivenName, FamilyName: n.FamilyName, Locale: locale,
 			Status: store.StatusActive, AccountType: "person", CreatedAt: now, UpdatedAt: now,
 		}
+		if n.Phone != "" {
+			created[i].Phone, _ = ParseCanadianMobile(n.Phone) // validated above
+		}
 	}
 	err := s.Store.InTx(ctx, func(tx store.Tx) error {
 		for i, u := range created {
@@ -182,6 +193,9 @@ func (s *Service) CreateUsers(ctx context.Context, in []NewUser, by store.AuditE
 				return err
 			}
 			if err := s.importTOTP(ctx, tx, u, in[i].TOTPSecret, by); err != nil {
+				return err
+			}
+			if err := s.importPhone(ctx, tx, u, by); err != nil {
 				return err
 			}
 			if err := tx.AppendAuditEvent(ctx, s.event(ctx, withUser(by, u.ID), "user.created", nil)); err != nil {
