@@ -26,6 +26,7 @@ import (
 	"github.com/sesame-idp/sesame/idp/audit"
 	"github.com/sesame-idp/sesame/idp/ephemeral"
 	"github.com/sesame-idp/sesame/idp/flow"
+	"github.com/sesame-idp/sesame/idp/input"
 	"github.com/sesame-idp/sesame/idp/keys"
 	"github.com/sesame-idp/sesame/idp/login"
 	"github.com/sesame-idp/sesame/idp/mfa"
@@ -71,6 +72,9 @@ type Server struct {
 	// FactorWindow is how recent a second factor must be for a sensitive
 	// action (session.factor_window, default 10 min).
 	FactorWindow time.Duration
+	// BodyTimeout is how long a request may take to send its body
+	// (DefaultBodyTimeout when zero).
+	BodyTimeout time.Duration
 	// Regulate holds the throttle's limits (zero: regulate.DefaultConfig()).
 	Regulate regulate.Config
 	// Demo serves a small relying party at /demo, signing in with the
@@ -236,11 +240,12 @@ func (s *Server) Handler() (http.Handler, error) {
 	oidcMux.HandleFunc("GET /.well-known/openid-configuration", s.serveDiscovery)
 	oidcMux.HandleFunc("GET /keys", s.serveJWKS)
 	oidcMux.Handle("/authorize", withErrorPage(requireClient(withRequestLimit(provider, s.Flow), kit), kit))
-	oidcMux.Handle("/oauth/introspect", withJSONError(provider, "invalid_client", `Basic realm="sesame"`))
-	oidcMux.Handle("/userinfo", withJSONError(provider, "invalid_token", `Bearer error="invalid_token"`))
+	oidcMux.Handle("/oauth/introspect", withOAuthInput(withJSONError(provider, "invalid_client", `Basic realm="sesame"`), nil))
+	oidcMux.Handle("/userinfo", withOAuthInput(withJSONError(provider, "invalid_token", `Bearer error="invalid_token"`), nil))
+	oidcMux.Handle("/revoke", withOAuthInput(provider, nil))
 	oidcMux.Handle("/authorize/callback", withErrorPage(s.Flow.Guard(provider), kit))
 	oidcMux.Handle("/end_session", withCSP(s.Login.EndSession()))
-	oidcMux.Handle("/oauth/token", withTokenClient(provider))
+	oidcMux.Handle("/oauth/token", withOAuthInput(withTokenClient(provider), offeredGrants))
 	oidcMux.Handle("/", withPageHeaders(pages, provider))
 
 	root := http.NewServeMux()
@@ -256,7 +261,7 @@ func (s *Server) Handler() (http.Handler, error) {
 	} else {
 		root.Handle(prefix+"/", http.StripPrefix(prefix, oidcMux))
 	}
-	return withCommon(root, s.Logger, newHTTPMetrics(s.Registry)), nil
+	return s.withBodyDeadline(withCommon(root, s.Logger, newHTTPMetrics(s.Registry))), nil
 }
 
 // ensureAccountClient registers the account pages' own client.
@@ -360,12 +365,18 @@ func withErrorPage(next http.Handler, kit *web.Kit) http.Handler {
 	})
 }
 
-// requireClient answers a request without client_id or redirect_uri with
-// our error page itself (zitadel/oidc would log it as a server error).
+// requireClient answers a request without client_id or redirect_uri, or
+// with a parameter that is not valid text (input.Values: it would reach
+// the store as the client's id, or the auth request), with our error page
+// itself (zitadel/oidc would log it as a server error).
 func requireClient(next http.Handler, kit *web.Kit) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-		if err := r.ParseForm(); err != nil || r.Form.Get("client_id") == "" || r.Form.Get("redirect_uri") == "" {
+		err := r.ParseForm()
+		if err == nil {
+			_, err = input.Values(r.Form)
+		}
+		if err != nil || r.Form.Get("client_id") == "" || r.Form.Get("redirect_uri") == "" {
 			w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
 			kit.ErrorPage(w, r, http.StatusBadRequest, "", "error.bad_request.title", "error.bad_request.message")
 			return
@@ -438,6 +449,7 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 	if p == nil || p.version != v {
 		ctx := op.ContextWithIssuer(r.Context(), s.Issuer)
 		cfg := op.CreateDiscoveryConfig(ctx, s.Provider, s.Storage)
+		cfg.GrantTypesSupported = advertisedGrants(cfg.GrantTypesSupported)
 		b, err := json.Marshal(cfg)
 		if err != nil {
 			http.Error(w, "discovery unavailable", http.StatusServiceUnavailable)
