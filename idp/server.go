@@ -376,7 +376,10 @@ func requireClient(next http.Handler, kit *web.Kit) http.Handler {
 		if err == nil {
 			_, err = input.Values(r.Form)
 		}
-		if err != nil || r.Form.Get("client_id") == "" || r.Form.Get("redirect_uri") == "" {
+		// Given twice, client_id or redirect_uri leaves no safe place to
+		// send an error (zitadel/oidc would read another copy than ours).
+		if err != nil || r.Form.Get("client_id") == "" || r.Form.Get("redirect_uri") == "" ||
+			len(r.Form["client_id"]) > 1 || len(r.Form["redirect_uri"]) > 1 {
 			w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
 			kit.ErrorPage(w, r, http.StatusBadRequest, "", "error.bad_request.title", "error.bad_request.message")
 			return
