@@ -98,6 +98,13 @@ var sharedTemplates *templates.Engine
 
 func newTestEnv(t testing.TB, b backend) *testEnv {
 	t.Helper()
+	return newTestEnvWith(t, b, nil)
+}
+
+// newTestEnvWith is newTestEnv with mod adjusting the server before it
+// starts.
+func newTestEnvWith(t testing.TB, b backend, mod func(s *idp.Server)) *testEnv {
+	t.Helper()
 	sealer, err := seal.New(seal.GenerateKey())
 	if err != nil {
 		t.Fatal(err)
@@ -133,6 +140,9 @@ func newTestEnv(t testing.TB, b backend) *testEnv {
 		Demo:      true,
 		Logger:    logger,
 		Registry:  prometheus.NewRegistry(),
+	}
+	if mod != nil {
+		mod(srv)
 	}
 	h, err := srv.Handler()
 	if err != nil {

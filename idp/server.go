@@ -26,6 +26,7 @@ import (
 	"github.com/sesame-idp/sesame/idp/audit"
 	"github.com/sesame-idp/sesame/idp/ephemeral"
 	"github.com/sesame-idp/sesame/idp/flow"
+	"github.com/sesame-idp/sesame/idp/input"
 	"github.com/sesame-idp/sesame/idp/keys"
 	"github.com/sesame-idp/sesame/idp/login"
 	"github.com/sesame-idp/sesame/idp/mfa"
@@ -74,6 +75,9 @@ type Server struct {
 	// FactorWindow is how recent a second factor must be for a sensitive
 	// action (session.factor_window, default 10 min).
 	FactorWindow time.Duration
+	// BodyTimeout is how long a request may take to send its body
+	// (DefaultBodyTimeout when zero).
+	BodyTimeout time.Duration
 	// Regulate holds the throttle's limits (zero: regulate.DefaultConfig()).
 	Regulate regulate.Config
 	// Demo serves a small relying party at /demo, signing in with the
@@ -240,11 +244,12 @@ func (s *Server) Handler() (http.Handler, error) {
 	handleMethods(oidcMux, "/.well-known/openid-configuration", http.HandlerFunc(s.serveDiscovery), http.MethodGet)
 	handleMethods(oidcMux, "/keys", http.HandlerFunc(s.serveJWKS), http.MethodGet)
 	handleMethods(oidcMux, "/authorize", withErrorPage(requireClient(withAuthorizeRules(withRequestLimit(provider, s.Flow), s, kit), kit), kit), http.MethodGet, http.MethodPost)
-	oidcMux.Handle("/oauth/introspect", withNoStore(withJSONError(provider, "invalid_client", basicChallenge)))
-	oidcMux.Handle("/userinfo", withNoStore(withJSONError(provider, "invalid_token", `Bearer error="invalid_token"`)))
+	oidcMux.Handle("/oauth/introspect", withNoStore(withOAuthInput(withJSONError(provider, "invalid_client", basicChallenge), nil)))
+	oidcMux.Handle("/userinfo", withNoStore(withOAuthInput(withJSONError(provider, "invalid_token", `Bearer error="invalid_token"`), nil)))
+	oidcMux.Handle("/revoke", withOAuthInput(provider, nil))
 	oidcMux.Handle("/authorize/callback", withNoStore(withErrorPage(s.Flow.Guard(provider), kit)))
 	handleMethods(oidcMux, "/end_session", withCSP(s.Login.EndSession()), http.MethodGet, http.MethodPost)
-	oidcMux.Handle(tokenPath, withTokenRules(withTokenClient(provider)))
+	oidcMux.Handle(tokenPath, withTokenRules(withOAuthInput(withTokenClient(provider), offeredGrants)))
 	oidcMux.Handle("/", withPageHeaders(pages, provider))
 
 	root := http.NewServeMux()
@@ -260,7 +265,7 @@ func (s *Server) Handler() (http.Handler, error) {
 	} else {
 		root.Handle(prefix+"/", http.StripPrefix(prefix, oidcMux))
 	}
-	return withCommon(root, s.Logger, newHTTPMetrics(s.Registry)), nil
+	return s.withBodyDeadline(withCommon(root, s.Logger, newHTTPMetrics(s.Registry))), nil
 }
 
 // ensureAccountClient registers the account pages' own client.
@@ -364,12 +369,21 @@ func withErrorPage(next http.Handler, kit *web.Kit) http.Handler {
 	})
 }
 
-// requireClient answers a request without client_id or redirect_uri with
-// our error page itself (zitadel/oidc would log it as a server error).
+// requireClient answers a request without client_id or redirect_uri, or
+// with a parameter that is not valid text (input.Values: it would reach
+// the store as the client's id, or the auth request), with our error page
+// itself (zitadel/oidc would log it as a server error).
 func requireClient(next http.Handler, kit *web.Kit) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-		if err := r.ParseForm(); err != nil || r.Form.Get("client_id") == "" || r.Form.Get("redirect_uri") == "" {
+		err := r.ParseForm()
+		if err == nil {
+			_, err = input.Values(r.Form)
+		}
+		// Given twice, client_id or redirect_uri leaves no safe place to
+		// send an error (zitadel/oidc would read another copy than ours).
+		if err != nil || r.Form.Get("client_id") == "" || r.Form.Get("redirect_uri") == "" ||
+			len(r.Form["client_id"]) > 1 || len(r.Form["redirect_uri"]) > 1 {
 			w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
 			kit.ErrorPage(w, r, http.StatusBadRequest, "", "error.bad_request.title", "error.bad_request.message")
 			return
@@ -444,6 +458,7 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 		cfg := op.CreateDiscoveryConfig(ctx, s.Provider, s.Storage)
 		cfg.ClaimsParameterSupported = true      // its id_token member (oidcstore.ClaimsRequest)
 		cfg.RequestURIParameterSupported = false // withAuthorizeRules
+		cfg.GrantTypesSupported = advertisedGrants(cfg.GrantTypesSupported)
 		b, err := json.Marshal(cfg)
 		if err != nil {
 			http.Error(w, "discovery unavailable", http.StatusServiceUnavailable)

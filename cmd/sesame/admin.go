@@ -286,6 +286,9 @@ func idArg(name string, args []string, e env) (string, string, error) {
 		}
 		return "", "", usageError{err}
 	}
+	if err := checkFlags(fs); err != nil {
+		return "", "", err
+	}
 	if *id == "" && fs.NArg() == 1 {
 		*id = fs.Arg(0)
 	} else if fs.NArg() > 0 {

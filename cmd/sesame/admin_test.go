@@ -218,3 +218,39 @@ func TestFirstStartPrintsAdminActivationLink(t *testing.T) {
 		t.Fatalf("demo client not registered: %v", err)
 	}
 }
+
+// TestCommandsRefuseBadText: a flag, an argument or an imported field
+// that is not text a store can hold (control characters, invalid UTF-8)
+// is a usage error naming it, on one line, without the value; nothing is
+// created.
+func TestCommandsRefuseBadText(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"user", "create", "--username", "nadia", "--email", "n@example.org", "--password", "long enough password", "--given-name", "Nadia\x1b[31m"}, "--given-name"},
+		{[]string{"user", "create", "--username", "nadia", "--email", "n@example.org", "--password", "long enough\x7fpassword"}, "--password"},
+		{[]string{"user", "create", "--username", "na\xffdia", "--email", "n@example.org", "--password", "long enough password"}, "--username"},
+		{[]string{"user", "unlock", "--username", "nadia\x01"}, "--username"},
+		{[]string{"user", "mfa-grace", "--username", "nadia\x02", "--until", "now"}, "--username"},
+		{[]string{"client", "create", "--id", "emr", "--name", "EMR\x07", "--redirect-uri", "https://emr.example/cb"}, "--name"},
+		{[]string{"client", "delete", "emr\x03"}, "argument 1"},
+	} {
+		_, errOut, code := cli(t, dir, tt.args...)
+		line := strings.TrimSpace(errOut)
+		if code != 2 || strings.Contains(line, "\n") || !strings.Contains(line, tt.flag+":") || strings.Contains(line, "Nadia") || strings.Contains(line, "enough") {
+			t.Errorf("%q: exit %d, want 2 naming %s on one line:\n%s", tt.args, code, tt.flag, errOut)
+		}
+	}
+	file := filepath.Join(dir, "users.jsonl")
+	os.WriteFile(file, []byte(`{"username":"lea","email":"lea@clinique.example","password":"une phrase de passe","given_name":"L\u0000a"}`+"\n"), 0o600)
+	_, errOut, code := cli(t, dir, "user", "import", file)
+	if code != 2 || !strings.Contains(errOut, "line 1") || !strings.Contains(errOut, "--given-name") {
+		t.Errorf("import with a NUL: exit %d %s", code, errOut)
+	}
+	// Refused before the store was even opened.
+	if _, err := os.Stat(filepath.Join(dir, "data", "sesame.db")); err == nil {
+		t.Error("a refused command opened the store")
+	}
+}

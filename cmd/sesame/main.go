@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/sesame-idp/sesame/idp/users"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -132,8 +134,29 @@ func parse(fs *flag.FlagSet, args []string) error {
 		}
 		return usageError{err}
 	}
+	if err := checkFlags(fs); err != nil {
+		return err
+	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	return nil
+}
+
+// checkFlags refuses a flag or an argument that is not text a store can
+// hold (users.CheckText: control characters, invalid UTF-8), naming the
+// flag, never repeating the value.
+func checkFlags(fs *flag.FlagSet) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if err == nil {
+			err = users.CheckText(f.Name, f.Value.String(), 64<<10)
+		}
+	})
+	for i := 0; err == nil && i < fs.NArg(); i++ {
+		if users.CheckText("argument", fs.Arg(i), 64<<10) != nil {
+			err = usagef("argument %d: must be text without control characters, valid UTF-8", i+1)
+		}
+	}
+	return flagError(err)
 }

@@ -70,6 +70,13 @@ func (c NewClient) withDefaults() NewClient {
 // algorithm and authentication method.
 func (c NewClient) Validate() error {
 	c = c.withDefaults()
+	if err := checkTexts(text("id", 64, c.ID), text("name", 128, c.Name),
+		text("redirect_uris", 2048, c.RedirectURIs...), text("post_logout_uris", 2048, c.PostLogoutURIs...),
+		text("grant_types", 64, c.GrantTypes...), text("scopes", 128, c.Scopes...),
+		text("auth_method", 64, c.AuthMethod), text("token_format", 64, c.TokenFormat),
+		text("signing_alg", 64, c.SigningAlg)); err != nil {
+		return err
+	}
 	if !clientIDRE.MatchString(c.ID) {
 		return inputErr("id", fmt.Sprintf("%q must be 1 to 64 letters, digits or . _ -", c.ID))
 	}
@@ -183,6 +190,9 @@ func (s *Service) ListClients(ctx context.Context) ([]store.Client, error) {
 // DeleteClient removes a client, with a "client.deleted" event;
 // store.ErrNotFound (wrapped) when there is none.
 func (s *Service) DeleteClient(ctx context.Context, id string, by store.AuditEvent) error {
+	if err := CheckText("id", id, 64); err != nil {
+		return err
+	}
 	return s.Store.InTx(ctx, func(tx store.Tx) error {
 		if err := tx.DeleteClient(ctx, id); err != nil {
 			return err
@@ -196,6 +206,9 @@ func (s *Service) DeleteClient(ctx context.Context, id string, by store.AuditEve
 // hashed). The old secret stops working at once. ErrPublicClient for a
 // public client, store.ErrNotFound (wrapped) when there is none.
 func (s *Service) RotateClientSecret(ctx context.Context, id string, by store.AuditEvent) (string, error) {
+	if err := CheckText("id", id, 64); err != nil {
+		return "", err
+	}
 	secret := newClientSecret()
 	err := s.Store.InTx(ctx, func(tx store.Tx) error {
 		c, err := tx.GetClient(ctx, id)

@@ -64,6 +64,9 @@ const DefaultLocale = "fr-CA"
 // CheckUsername: 2 to 64 letters, digits or . _ @ - once folded
 // (store.FoldUsername), starting with a letter or digit.
 func CheckUsername(u string) error {
+	if err := CheckText("username", u, 256); err != nil {
+		return err
+	}
 	if !usernameRE.MatchString(store.FoldUsername(u)) {
 		return inputErr("username", fmt.Sprintf("%q must be 2 to 64 letters, digits or . _ @ -", u))
 	}
@@ -72,6 +75,9 @@ func CheckUsername(u string) error {
 
 // CheckEmail: one bare address (no display name, no angle brackets).
 func CheckEmail(e string) error {
+	if err := CheckText("email", e, 254); err != nil {
+		return err
+	}
 	a, err := mail.ParseAddress(e)
 	if err != nil || a.Address != e || !strings.Contains(e, "@") {
 		return inputErr("email", fmt.Sprintf("%q is not an email address", e))
@@ -122,6 +128,12 @@ type NewUser struct {
 // Validate checks every field, in the order of the CLI's flags, and
 // returns the first problem as an *InputError.
 func (n NewUser) Validate() error {
+	if err := checkTexts(text("username", 256, n.Username), text("email", 254, n.Email),
+		text("password", 1024, n.Password), text("given_name", 128, n.GivenName),
+		text("family_name", 128, n.FamilyName), text("locale", 16, n.Locale),
+		text("totp_secret", 256, n.TOTPSecret)); err != nil {
+		return err
+	}
 	if err := CheckUsername(n.Username); err != nil {
 		return err
 	}
@@ -293,6 +305,9 @@ func CheckMFAGraceUntil(until, now time.Time) error {
 // a zero until ends the grace period now. store.ErrNotFound (wrapped) when
 // there is no such user.
 func (s *Service) SetMFAGrace(ctx context.Context, username string, until time.Time, by store.AuditEvent) (store.User, error) {
+	if err := CheckText("username", username, 256); err != nil {
+		return store.User{}, err
+	}
 	now := s.now()
 	if until.IsZero() {
 		until = now

@@ -3,10 +3,13 @@ package web
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 
+	"github.com/sesame-idp/sesame/idp/input"
 	"github.com/sesame-idp/sesame/idp/session"
 	"github.com/sesame-idp/sesame/templates"
 )
@@ -62,19 +65,39 @@ func langURLs(r *http.Request) map[string]string {
 	return out
 }
 
-// CheckPost parses a form POST (at most MaxFormBytes) and checks its CSRF
-// token.
+// CheckPost parses a form POST (at most MaxFormBytes), checks every field
+// (CheckText) and its CSRF token.
 func (k *Kit) CheckPost(w http.ResponseWriter, r *http.Request) error {
 	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		switch {
+		case errors.As(err, &tooBig):
 			return &PublicError{Status: http.StatusRequestEntityTooLarge, Key: "error.bad_request.message"}
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// The body did not arrive in time (the server's body deadline).
+			return &PublicError{Status: http.StatusRequestTimeout, Key: "error.bad_request.message", Err: err}
 		}
 		return BadRequest("error.bad_request.message")
 	}
+	if err := CheckText(r.Form); err != nil {
+		return err
+	}
 	if !k.Sessions.CheckCSRF(r) {
 		return &PublicError{Status: http.StatusForbidden, Title: "error.bad_request.title", Key: "error.csrf"}
+	}
+	return nil
+}
+
+// CheckText checks every name and value of a form or a query with
+// input.Values (valid UTF-8, no control character, MaxLen bytes each)
+// before any of it reaches a store: a bad one is a 400 with the
+// error.invalid_text message. The value is never logged.
+func CheckText(v map[string][]string) error {
+	field, err := input.Values(v)
+	if err != nil {
+		return &PublicError{Status: http.StatusBadRequest, Key: "error.invalid_text",
+			Err: fmt.Errorf("field %q: %w", field, err)}
 	}
 	return nil
 }
@@ -96,10 +119,15 @@ func (k *Kit) ErrorPage(w http.ResponseWriter, r *http.Request, status int, lang
 // in the chain) is shown to the person, as the error page or, for the API
 // (paths under /api/, or a client that accepts only JSON), as
 // application/problem+json (RFC 9457); any other error is logged and
-// answered with a fixed 500 message and the request id.
+// answered with a fixed 500 message and the request id. The query is
+// checked (CheckText) before fn runs; CheckPost checks a form.
 func (k *Kit) Handle(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := fn(w, r); err != nil {
+		err := CheckText(r.URL.Query())
+		if err == nil {
+			err = fn(w, r)
+		}
+		if err != nil {
 			k.Fail(w, r, err)
 		}
 	})

@@ -96,6 +96,50 @@ func TestCheckPost(t *testing.T) {
 	if err := post("a=" + strings.Repeat("x", web.MaxFormBytes+1)); !errors.As(err, &pe) || pe.Status != http.StatusRequestEntityTooLarge {
 		t.Fatalf("huge form: %v", err)
 	}
+	// Text a store cannot hold is refused before the CSRF check, with the
+	// invalid_text message; the value is not in the logged cause.
+	for _, body := range []string{
+		"username=sophie%00&csrf_token=" + token,
+		"username=%FF%FE&csrf_token=" + token,
+		"comment=%1B%5B31m&csrf_token=" + token,
+		"username=" + strings.Repeat("a", 4097) + "&csrf_token=" + token,
+		"user%00name=x&csrf_token=" + token,
+	} {
+		err := post(body)
+		if !errors.As(err, &pe) || pe.Status != http.StatusBadRequest || pe.Key != "error.invalid_text" {
+			t.Errorf("%.40q: %v", body, err)
+		} else if strings.Contains(pe.Error(), "sophie") {
+			t.Errorf("the cause shows the value: %v", pe)
+		}
+	}
+	if err := post("comment=line+1%0D%0Aline+2&csrf_token=" + token); err != nil {
+		t.Errorf("a textarea's newlines: %v", err)
+	}
+}
+
+// TestHandleChecksQuery: every page refuses a bad query parameter before
+// its handler runs, in the request's language.
+func TestHandleChecksQuery(t *testing.T) {
+	kit := newKit(t)
+	ran := false
+	h := kit.Handle(func(w http.ResponseWriter, r *http.Request) error { ran = true; return nil })
+	for _, tt := range []struct{ target, lang, want string }{
+		{"/login?flow=%00", "fr", "caractères non permis"},
+		{"/activate?token=%FF", "en", "characters that are not allowed"},
+		{"/login?lang=en&x=%7F", "fr", "characters that are not allowed"},
+	} {
+		r := httptest.NewRequest(http.MethodGet, tt.target, nil)
+		r.Header.Set("Accept-Language", tt.lang)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if ran || w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), tt.want) {
+			t.Errorf("%s: ran %v, %d, want 400 with %q:\n%s", tt.target, ran, w.Code, tt.want, w.Body.String())
+		}
+	}
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/login?flow=abc&lang=fr", nil))
+	if !ran {
+		t.Error("a plain query did not reach the handler")
+	}
 }
 
 func TestFormatWait(t *testing.T) {
