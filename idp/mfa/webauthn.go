@@ -150,9 +150,16 @@ func (f WebAuthn) Credentials(ctx context.Context, userID string) ([]store.Crede
 	return creds, recs, nil
 }
 
+// On reports whether the issuer can be a relying party: an http(s) URL
+// whose host is a domain name (browsers refuse IP addresses as RP IDs).
+func (f WebAuthn) On() bool {
+	_, err := f.RP()
+	return err == nil
+}
+
 // Enrolled: a verified passkey or security key (and the factor is on).
 func (f WebAuthn) Enrolled(ctx context.Context, u store.User) (bool, error) {
-	if f.Issuer == "" {
+	if !f.On() {
 		return false, nil
 	}
 	creds, _, err := f.Credentials(ctx, u.ID)
