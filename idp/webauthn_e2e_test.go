@@ -44,7 +44,8 @@ func amrACR(t *testing.T, r *rp, code, verifier string) ([]string, string) {
 // A user with no factor registers a security key from the method choice
 // (a software authenticator answers for the browser), then signs in with
 // it in another browser: the ID tokens say hwk, mfa and
-// urn:sesame:acr:phr. A replayed assertion is refused with a 4xx.
+// urn:sesame:acr:phr. A replayed assertion is refused with a 4xx, and so
+// is a sign-count regression, which is audited.
 func TestWebAuthnRegisterThenSignIn(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, env *testEnv) {
 		// Browsers refuse IP addresses as RP IDs: the relying party is
@@ -120,6 +121,24 @@ func TestWebAuthnRegisterThenSignIn(t *testing.T) {
 		vals.Set("code", string(assertion))
 		if again := b3.post(action, vals); again.status != http.StatusUnprocessableEntity || !again.has("webauthn-signin") {
 			t.Errorf("replayed assertion: %d", again.status)
+		}
+
+		// A cloned key: its counter goes back. Refused and audited.
+		key.Counter = 0
+		b4 := newBrowser(t)
+		p, _, _ = r.authorize(b4)
+		p = submitLogin(t, b4, p, "noah", pw)
+		clone, err := key.Get(dataOptions(t, p, "webauthn-signin"), []byte(u.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		action, vals = p.form(t, "mfa")
+		vals.Set("code", string(clone))
+		if got := b4.post(action, vals); got.status != http.StatusUnprocessableEntity {
+			t.Errorf("sign-count regression: %d", got.status)
+		}
+		if ev, _ := env.store.ListAuditEvents(context.Background(), store.AuditFilter{UserID: u.ID, Type: "mfa.webauthn_sign_count"}); len(ev) != 1 || ev[0].Details["credential_id"] != creds[0].ID {
+			t.Errorf("sign-count audit: %+v", ev)
 		}
 	})
 }
