@@ -209,6 +209,7 @@ func (s *Server) Handler() (http.Handler, error) {
 		TOTP:       mfa.TOTP{Store: s.Store, Sealer: s.Sealer},
 		SMS:        mfa.SMS{Store: s.Store, Ephemeral: s.Ephemeral, Issuer: s.Issuer, MaxPerHour: s.SMSPerHour, Text: s.Templates.T, Notify: s.Notify},
 		Recovery:   mfa.Recovery{Store: s.Store},
+		WebAuthn:   mfa.WebAuthn{Store: s.Store, Ephemeral: s.Ephemeral, Issuer: s.Issuer},
 		Issuer:     s.TOTPIssuer,
 		SupportURL: s.SupportURL,
 		Logger:     s.Logger,

@@ -7,21 +7,22 @@ import (
 )
 
 const (
-	pageLogin         = "login"
-	pageError         = "error"
-	pageSignedOut     = "signed_out"
-	pageActivate      = "activate"
-	pageMFASetup      = "mfa_setup"
-	pageTOTPSetup     = "totp_setup"
-	pageTOTPConfirm   = "totp_confirm"
-	pageSMSEnroll     = "sms_enroll"
-	pageSMSConfirm    = "sms_confirm"
-	pageTOTPPrint     = "totp_print"
-	pageRecoveryCodes = "recovery_codes"
-	pageMFAChallenge  = "mfa_challenge"
-	pageRecoveryUsed  = "recovery_used"
-	pageSecurity      = "security"
-	pageLogoutConfirm = "logout_confirm"
+	pageLogin          = "login"
+	pageError          = "error"
+	pageSignedOut      = "signed_out"
+	pageActivate       = "activate"
+	pageMFASetup       = "mfa_setup"
+	pageTOTPSetup      = "totp_setup"
+	pageTOTPConfirm    = "totp_confirm"
+	pageSMSEnroll      = "sms_enroll"
+	pageSMSConfirm     = "sms_confirm"
+	pageWebAuthnEnroll = "webauthn_enroll"
+	pageTOTPPrint      = "totp_print"
+	pageRecoveryCodes  = "recovery_codes"
+	pageMFAChallenge   = "mfa_challenge"
+	pageRecoveryUsed   = "recovery_used"
+	pageSecurity       = "security"
+	pageLogoutConfirm  = "logout_confirm"
 )
 
 // Base is the data every page carries.
@@ -135,6 +136,17 @@ type SMSConfirmPage struct {
 	ChangeURL    string // back to the number (another number)
 }
 
+// WebAuthnEnrollPage registers a passkey or security key: input#webauthn-name
+// and button#webauthn-register in form#webauthn-enroll; webauthn.js calls
+// navigator.credentials.create with Options and posts the answer in the
+// hidden input "credential".
+type WebAuthnEnrollPage struct {
+	Base
+	Action  string // form action (POST)
+	Options string // creation options, JSON (data-options)
+	Name    string // prefilled key name (after an error)
+}
+
 // TOTPPrintPage is the sheet to print or save as PDF: QR code, key and
 // recovery codes, on one page.
 type TOTPPrintPage struct {
@@ -176,6 +188,9 @@ type MFAChallengePage struct {
 	SendAction  string
 	Sent        bool
 	Destination string
+	// WebAuthnOptions are the request options of Method "webauthn" (JSON,
+	// data-options of button#webauthn-signin).
+	WebAuthnOptions string
 }
 
 // RecoveryUsedPage follows a sign-in with a recovery code.
@@ -245,6 +260,11 @@ func (e *Engine) TOTPConfirm(w http.ResponseWriter, status int, p TOTPConfirmPag
 // SMSEnroll renders the phone-number form of a new SMS method.
 func (e *Engine) SMSEnroll(w http.ResponseWriter, status int, p SMSEnrollPage) error {
 	return e.render(w, status, pageSMSEnroll, &p.Base, &p)
+}
+
+// WebAuthnEnroll renders the registration of a passkey or security key.
+func (e *Engine) WebAuthnEnroll(w http.ResponseWriter, status int, p WebAuthnEnrollPage) error {
+	return e.render(w, status, pageWebAuthnEnroll, &p.Base, &p)
 }
 
 // SMSConfirm renders the code form of a new SMS method.
@@ -326,6 +346,8 @@ func samplePage(name, lang string) any {
 		return &SMSEnrollPage{Base: b}
 	case pageSMSConfirm:
 		return &SMSConfirmPage{Base: b}
+	case pageWebAuthnEnroll:
+		return &WebAuthnEnrollPage{Base: b}
 	case pageRecoveryCodes:
 		return &RecoveryCodesPage{Base: b}
 	case pageMFAChallenge:

@@ -31,7 +31,7 @@ const defaultLang = "fr"
 // pages/layout.html with the partials of pages/partials.html.
 var pageNames = []string{
 	pageLogin, pageError, pageSignedOut, pageActivate, pageMFASetup,
-	pageTOTPSetup, pageTOTPConfirm, pageTOTPPrint, pageRecoveryCodes, pageSMSEnroll, pageSMSConfirm,
+	pageTOTPSetup, pageTOTPConfirm, pageTOTPPrint, pageRecoveryCodes, pageSMSEnroll, pageSMSConfirm, pageWebAuthnEnroll,
 	pageMFAChallenge, pageRecoveryUsed, pageSecurity, pageLogoutConfirm,
 }
 

@@ -30,6 +30,7 @@ type Handler struct {
 	Regulator *regulate.Regulator
 	TOTP      TOTP
 	SMS       SMS
+	WebAuthn  WebAuthn
 	Recovery  Recovery
 	// Issuer is the name shown in authenticator apps ("Sésame").
 	Issuer     string
@@ -49,7 +50,7 @@ func (h *Handler) now() time.Time {
 }
 
 // factors are those offered at the challenge, in order.
-func (h *Handler) factors() []Factor { return []Factor{h.TOTP, h.SMS, h.Recovery} }
+func (h *Handler) factors() []Factor { return []Factor{h.WebAuthn, h.TOTP, h.SMS, h.Recovery} }
 
 func (h *Handler) factor(method string) Factor {
 	for _, f := range h.factors() {
@@ -73,6 +74,8 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /mfa/sms/confirm", h.Web.Handle(h.smsConfirm))
 	mux.Handle("POST /mfa/sms/resend", h.Web.Handle(h.smsResend))
 	mux.Handle("POST /mfa/sms/send", h.Web.Handle(h.smsChallengeSend))
+	mux.Handle("GET /mfa/webauthn", h.Web.Handle(h.webauthnSetup))
+	mux.Handle("POST /mfa/webauthn", h.Web.Handle(h.webauthnRegister))
 	mux.Handle("GET /mfa/challenge", h.Web.Handle(h.challengePage))
 	mux.Handle("POST /mfa/challenge", h.Web.Handle(h.challenge))
 	mux.Handle("POST /mfa/recovery/regenerate", h.Web.Handle(h.regenerateInFlow))
@@ -96,6 +99,9 @@ func (h *Handler) setup(w http.ResponseWriter, r *http.Request) error {
 		return web.Unavailable(err)
 	} else if !ok {
 		page.SMSURL = h.Flow.URL("/mfa/sms", st.A)
+	}
+	if h.WebAuthn.On() {
+		page.WebAuthnURL = h.Flow.URL("/mfa/webauthn", st.A)
 	}
 	return h.Web.Templates.MFASetup(w, http.StatusOK, page)
 }
@@ -157,6 +163,13 @@ func (h *Handler) renderChallengePage(w http.ResponseWriter, r *http.Request, st
 		Methods:           links,
 		AddMethodURL:      h.Flow.URL(flow.PathChallenge, st.A, "then", "add", "method", method),
 		RemainingRecovery: remaining,
+	}
+	if method == h.WebAuthn.Method() {
+		ch, err := h.WebAuthn.Begin(r.Context(), st.User, h.now())
+		if err != nil {
+			return web.Unavailable(err)
+		}
+		page.WebAuthnOptions = string(ch.Options)
 	}
 	if method == h.SMS.Method() {
 		c, err := h.SMS.Phone(r.Context(), st.User.ID)
@@ -246,12 +259,21 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request) error {
 		return h.useRecovery(w, r, st, code)
 	}
 	cred, err := f.Verify(r.Context(), st.User, code, h.now())
+	if errors.Is(err, ErrSignCount) {
+		// A cloned key, or a broken one: refused, and the security team
+		// sees it.
+		h.audit(r, store.AuditEvent{Type: "mfa.webauthn_sign_count", ActorID: st.User.ID, UserID: st.User.ID, ClientID: st.A.ClientID,
+			Details: map[string]string{"credential_id": cred.ID}})
+	}
 	if errors.Is(err, ErrCodeInvalid) {
 		if err := h.failed(w, r, st, method); err != nil {
 			return err
 		}
 		key := "error.code_invalid"
-		if errors.Is(err, ErrCodeExpired) {
+		switch {
+		case f.Method() == h.WebAuthn.Method():
+			key = "error.webauthn_invalid"
+		case errors.Is(err, ErrCodeExpired):
 			key = "error.code_expired"
 		}
 		return h.renderChallenge(w, r, st, http.StatusUnprocessableEntity, method, key)
@@ -264,11 +286,15 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request) error {
 	if err := h.succeeded(w, r, st); err != nil {
 		return err
 	}
+	amr := f.AMR()
+	if wf, ok := f.(WebAuthn); ok {
+		amr = wf.MethodOf(cred) // hwk, or swk for a synced passkey
+	}
 	if r.FormValue("then") != "add" {
-		return h.Flow.Complete(w, r, st, f.AMR())
+		return h.Flow.Complete(w, r, st, amr)
 	}
 	// "Add a second method": the factor verified, on to the method choice.
-	if err := h.Flow.Verified(r, st, f.AMR(), flow.StepVerified); err != nil {
+	if err := h.Flow.Verified(r, st, amr, flow.StepVerified); err != nil {
 		return err
 	}
 	http.Redirect(w, r, h.Flow.URL(flow.PathSetup, st.A), http.StatusSeeOther)
