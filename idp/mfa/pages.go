@@ -346,6 +346,71 @@ func (h *Handler) continueFlow(w http.ResponseWriter, r *http.Request) error {
 
 // ---- helpers ----
 
+// newMethod is a method being stored at the end of its enrollment.
+type newMethod struct {
+	cred store.Credential
+	// codes are the first recovery codes (with a first method only).
+	codes []string
+	// details of the mfa.enrolled event ("method", …); the credential id
+	// is added.
+	details map[string]string
+	// name is the method's message key in the email ("method.totp"…), and
+	// device the name the user gave it.
+	name, device string
+	// check, when set, is a further rule checked under the user's lock.
+	check func(tx store.Tx) error
+}
+
+// errAlreadyEnrolled is the answer to a first enrollment of an account that
+// has a second factor by now.
+func errAlreadyEnrolled(st *flow.State) error {
+	return &web.PublicError{Status: http.StatusForbidden, Lang: st.Lang, Title: "error.forbidden.title", Key: "error.forbidden.message"}
+}
+
+// storeMethod stores m in one transaction, under the user's lock: a first
+// enrollment only for an account with no factor (of concurrent ones, one
+// wins), the credential, the first recovery codes, the audit event and the
+// confirmation email.
+func (h *Handler) storeMethod(r *http.Request, st *flow.State, m newMethod) error {
+	ctx := r.Context()
+	u := st.User
+	now := h.now()
+	return h.Store.InTx(ctx, func(tx store.Tx) error {
+		if st.Step() == flow.StepEnroll {
+			if err := users.EnsureNoSecondFactor(ctx, tx, u.ID); err != nil {
+				return err
+			}
+		} else if err := tx.LockUser(ctx, u.ID); err != nil {
+			return err
+		}
+		if m.check != nil {
+			if err := m.check(tx); err != nil {
+				return err
+			}
+		}
+		if err := tx.CreateCredential(ctx, m.cred); err != nil {
+			return err
+		}
+		if len(m.codes) > 0 {
+			if err := tx.ReplaceRecoveryCodes(ctx, u.ID, users.HashRecoveryCodes(u.ID, m.codes), now); err != nil {
+				return err
+			}
+		}
+		details := map[string]string{"credential_id": m.cred.ID}
+		for k, v := range m.details {
+			details[k] = v
+		}
+		if err := tx.AppendAuditEvent(ctx, h.Flow.Event(r, store.AuditEvent{Type: "mfa.enrolled", ActorID: u.ID, UserID: u.ID,
+			ClientID: st.A.ClientID, Details: details})); err != nil {
+			return err
+		}
+		return h.email(ctx, tx, u, "method_added:"+m.cred.ID, "method_added", templates.MethodAddedEmail{
+			GivenName: u.GivenName, MethodName: h.Web.Templates.T(emailLang(u), m.name), DeviceName: m.device,
+			When: formatWhen(now, emailLang(u)), SupportURL: h.SupportURL,
+		})
+	})
+}
+
 func (h *Handler) audit(r *http.Request, e store.AuditEvent) {
 	if h.Audit != nil {
 		h.Audit(r.Context(), h.Flow.Event(r, e))

@@ -243,43 +243,24 @@ func (h *Handler) smsConfirm(w http.ResponseWriter, r *http.Request) error {
 		codes = nil // adding a method keeps the user's codes
 	}
 	cred := users.NewSMSCredential(u.ID, device, phone, now, now)
-	err = h.Store.InTx(r.Context(), func(tx store.Tx) error {
-		if enrolling {
-			if err := users.EnsureNoSecondFactor(r.Context(), tx, u.ID); err != nil {
+	err = h.storeMethod(r, st, newMethod{cred: cred, codes: codes, details: map[string]string{"method": "sms"},
+		name: "method.sms", device: device,
+		check: func(tx store.Tx) error {
+			// One number per account: support changes it.
+			existing, err := tx.ListCredentials(r.Context(), u.ID, store.CredSMS)
+			if err != nil {
 				return err
 			}
-		} else if err := tx.LockUser(r.Context(), u.ID); err != nil {
-			return err
-		}
-		existing, err := tx.ListCredentials(r.Context(), u.ID, store.CredSMS)
-		if err != nil {
-			return err
-		}
-		for _, c := range existing {
-			if !c.VerifiedAt.IsZero() {
-				return errNumberSet
+			for _, c := range existing {
+				if !c.VerifiedAt.IsZero() {
+					return errNumberSet
+				}
 			}
-		}
-		if err := tx.CreateCredential(r.Context(), cred); err != nil {
-			return err
-		}
-		if len(codes) > 0 {
-			if err := tx.ReplaceRecoveryCodes(r.Context(), u.ID, users.HashRecoveryCodes(u.ID, codes), now); err != nil {
-				return err
-			}
-		}
-		if err := tx.AppendAuditEvent(r.Context(), h.Flow.Event(r, store.AuditEvent{Type: "mfa.enrolled", ActorID: u.ID, UserID: u.ID, ClientID: st.A.ClientID,
-			Details: map[string]string{"method": "sms", "credential_id": cred.ID}})); err != nil {
-			return err
-		}
-		return h.email(r.Context(), tx, u, "method_added:"+cred.ID, "method_added", templates.MethodAddedEmail{
-			GivenName: u.GivenName, MethodName: h.Web.Templates.T(emailLang(u), "method.sms"), DeviceName: device,
-			When: formatWhen(now, emailLang(u)), SupportURL: h.SupportURL,
-		})
-	})
+			return nil
+		}})
 	switch {
 	case errors.Is(err, users.ErrAlreadyEnrolled):
-		return &web.PublicError{Status: http.StatusForbidden, Lang: st.Lang, Title: "error.forbidden.title", Key: "error.forbidden.message"}
+		return errAlreadyEnrolled(st)
 	case errors.Is(err, errNumberSet):
 		return h.numberSet(st)
 	case err != nil:

@@ -9,7 +9,6 @@ import (
 
 	"github.com/sesame-idp/sesame/idp/flow"
 	"github.com/sesame-idp/sesame/idp/oidcstore"
-	"github.com/sesame-idp/sesame/idp/store"
 	"github.com/sesame-idp/sesame/idp/users"
 	"github.com/sesame-idp/sesame/idp/web"
 	"github.com/sesame-idp/sesame/templates"
@@ -189,33 +188,8 @@ func (h *Handler) totpConfirm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	enrolling := st.Step() == flow.StepEnroll
-	err = h.Store.InTx(r.Context(), func(tx store.Tx) error {
-		if enrolling {
-			// Enrollment at sign-in is only for an account with no factor
-			// (checked under the user's lock: one of concurrent first
-			// enrollments wins).
-			if err := users.EnsureNoSecondFactor(r.Context(), tx, u.ID); err != nil {
-				return err
-			}
-		}
-		if err := tx.CreateCredential(r.Context(), cred); err != nil {
-			return err
-		}
-		if len(codes) > 0 {
-			if err := tx.ReplaceRecoveryCodes(r.Context(), u.ID, users.HashRecoveryCodes(u.ID, codes), now); err != nil {
-				return err
-			}
-		}
-		if err := tx.AppendAuditEvent(r.Context(), h.Flow.Event(r, store.AuditEvent{Type: "mfa.enrolled", ActorID: u.ID, UserID: u.ID, ClientID: st.A.ClientID,
-			Details: map[string]string{"method": "totp", "credential_id": cred.ID}})); err != nil {
-			return err
-		}
-		return h.email(r.Context(), tx, u, "method_added:"+cred.ID, "method_added", templates.MethodAddedEmail{
-			GivenName: u.GivenName, MethodName: h.Web.Templates.T(emailLang(u), "method.totp"), DeviceName: device,
-			When: formatWhen(now, emailLang(u)), SupportURL: h.SupportURL,
-		})
-	})
+	err = h.storeMethod(r, st, newMethod{cred: cred, codes: codes, details: map[string]string{"method": "totp"},
+		name: "method.totp", device: device})
 	if err != nil {
 		// The key was not stored: it may be confirmed again.
 		_ = h.Flow.Update(r.Context(), st, func(fl *oidcstore.Flow) error {
@@ -226,7 +200,7 @@ func (h *Handler) totpConfirm(w http.ResponseWriter, r *http.Request) error {
 		})
 	}
 	if errors.Is(err, users.ErrAlreadyEnrolled) {
-		return &web.PublicError{Status: http.StatusForbidden, Lang: st.Lang, Title: "error.forbidden.title", Key: "error.forbidden.message"}
+		return errAlreadyEnrolled(st)
 	}
 	if err != nil {
 		return web.Unavailable(err)

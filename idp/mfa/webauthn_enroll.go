@@ -7,7 +7,6 @@ import (
 
 	"github.com/sesame-idp/sesame/idp/flow"
 	"github.com/sesame-idp/sesame/idp/oidcstore"
-	"github.com/sesame-idp/sesame/idp/store"
 	"github.com/sesame-idp/sesame/idp/users"
 	"github.com/sesame-idp/sesame/idp/web"
 	"github.com/sesame-idp/sesame/templates"
@@ -80,38 +79,15 @@ func (h *Handler) webauthnRegister(w http.ResponseWriter, r *http.Request) error
 		}
 	}
 	method := h.WebAuthn.MethodOf(cred)
-	err = h.Store.InTx(r.Context(), func(tx store.Tx) error {
-		if enrolling {
-			if err := users.EnsureNoSecondFactor(r.Context(), tx, u.ID); err != nil {
-				return err
-			}
-		} else if err := tx.LockUser(r.Context(), u.ID); err != nil {
-			return err
-		}
-		if err := tx.CreateCredential(r.Context(), cred); err != nil {
-			return err
-		}
-		if len(codes) > 0 {
-			if err := tx.ReplaceRecoveryCodes(r.Context(), u.ID, users.HashRecoveryCodes(u.ID, codes), now); err != nil {
-				return err
-			}
-		}
-		if err := tx.AppendAuditEvent(r.Context(), h.Flow.Event(r, store.AuditEvent{Type: "mfa.enrolled", ActorID: u.ID, UserID: u.ID, ClientID: st.A.ClientID,
-			Details: map[string]string{"method": "webauthn", "amr": string(method), "credential_id": cred.ID}})); err != nil {
-			return err
-		}
-		kind := "method.webauthn"
-		if method == flow.SWK {
-			kind = "method.passkey"
-		}
-		return h.email(r.Context(), tx, u, "method_added:"+cred.ID, "method_added", templates.MethodAddedEmail{
-			GivenName: u.GivenName, MethodName: h.Web.Templates.T(emailLang(u), kind), DeviceName: name,
-			When: formatWhen(now, emailLang(u)), SupportURL: h.SupportURL,
-		})
-	})
+	kind := "method.webauthn"
+	if method == flow.SWK {
+		kind = "method.passkey"
+	}
+	err = h.storeMethod(r, st, newMethod{cred: cred, codes: codes,
+		details: map[string]string{"method": "webauthn", "amr": string(method)}, name: kind, device: name})
 	switch {
 	case errors.Is(err, users.ErrAlreadyEnrolled):
-		return &web.PublicError{Status: http.StatusForbidden, Lang: st.Lang, Title: "error.forbidden.title", Key: "error.forbidden.message"}
+		return errAlreadyEnrolled(st)
 	case err != nil:
 		return web.Unavailable(err)
 	}
