@@ -178,11 +178,17 @@ type MethodLink struct {
 // MFAChallengePage asks for a second factor: form#mfa.
 type MFAChallengePage struct {
 	Base
-	Action            string       // form action (POST)
-	Method            string       // "totp" | "recovery" | "sms"; hidden input "method"
-	Methods           []MethodLink // the other methods
-	AddMethodURL      string       // empty: no "add a second method" link
-	RemainingRecovery int          // shown with Method "recovery"
+	Action       string       // form action (POST)
+	Method       string       // "totp" | "recovery" | "sms"; hidden input "method"
+	Methods      []MethodLink // the other methods
+	AddMethodURL string       // empty: no "add a second method" link (a#add-method)
+	// DismissAddMethodAction is the POST of form#add-method-dismiss ("not
+	// now": hidden for 30 days).
+	DismissAddMethodAction string
+	// Adding: the user asked to add a method; a code of an existing one
+	// comes first.
+	Adding            bool
+	RemainingRecovery int // shown with Method "recovery"
 	// SendAction is the POST of form#sms-send (Method "sms"); Sent: a code
 	// was sent (to Destination, masked), form#mfa is shown.
 	SendAction  string

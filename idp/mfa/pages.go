@@ -80,6 +80,7 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /mfa/challenge", h.Web.Handle(h.challenge))
 	mux.Handle("POST /mfa/recovery/regenerate", h.Web.Handle(h.regenerateInFlow))
 	mux.Handle("POST /mfa/continue", h.Web.Handle(h.continueFlow))
+	mux.Handle("POST /mfa/add-method/dismiss", h.Web.Handle(h.dismissAddMethod))
 }
 
 // ---- the method choice ----
@@ -93,6 +94,16 @@ func (h *Handler) setup(w http.ResponseWriter, r *http.Request) error {
 		Base:       h.Web.Base(w, r, st.Lang),
 		TOTPURL:    h.Flow.URL("/mfa/totp", st.A),
 		Continuing: st.Step() == flow.StepVerified,
+	}
+	// "Add a second method" during a sign-in offers what the user lacks:
+	// SMS after the app, the app after SMS, or a passkey. The Security
+	// page's "add a method" also offers another app (a tablet…).
+	if page.Continuing && !st.A.Flow.AddMethod {
+		if ok, err := h.TOTP.Enrolled(r.Context(), st.User); err != nil {
+			return web.Unavailable(err)
+		} else if ok {
+			page.TOTPURL = ""
+		}
 	}
 	// SMS is offered while the user has no number (support changes it).
 	if ok, err := h.hasPhone(r, st.User); err != nil {
@@ -151,7 +162,8 @@ func (h *Handler) renderChallengePage(w http.ResponseWriter, r *http.Request, st
 	b.Error, b.ErrorArgs = errKey, errArgs
 	action := h.Flow.URL(flow.PathChallenge, st.A)
 	send := h.Flow.URL("/mfa/sms/send", st.A)
-	if r.FormValue("then") == "add" {
+	adding := r.FormValue("then") == "add"
+	if adding {
 		// "Add a second method": verify a code first, then set it up.
 		action = h.Flow.URL(flow.PathChallenge, st.A, "then", "add")
 		send = h.Flow.URL("/mfa/sms/send", st.A, "then", "add")
@@ -161,8 +173,18 @@ func (h *Handler) renderChallengePage(w http.ResponseWriter, r *http.Request, st
 		Action:            action,
 		Method:            method,
 		Methods:           links,
-		AddMethodURL:      h.Flow.URL(flow.PathChallenge, st.A, "then", "add", "method", method),
+		Adding:            adding,
 		RemainingRecovery: remaining,
+	}
+	if !adding {
+		due, err := h.addMethodDue(r, st)
+		if err != nil {
+			return web.Unavailable(err)
+		}
+		if due {
+			page.AddMethodURL = h.Flow.URL(flow.PathChallenge, st.A, "then", "add", "method", method)
+			page.DismissAddMethodAction = h.Flow.URL("/mfa/add-method/dismiss", st.A, "method", method)
+		}
 	}
 	if method == h.WebAuthn.Method() {
 		ch, err := h.WebAuthn.Begin(r.Context(), st.User, h.now())
@@ -186,9 +208,12 @@ func (h *Handler) renderChallengePage(w http.ResponseWriter, r *http.Request, st
 				page.Error, page.ErrorArgs = "error.sms_failed", nil
 			}
 		}
-		if notice != "" {
-			page.Notice, page.NoticeArgs = notice, []any{page.Destination}
+		if notice == "notice.sms_sent_to" {
+			page.NoticeArgs = []any{page.Destination}
 		}
+	}
+	if notice != "" {
+		page.Notice = notice
 	}
 	return h.Web.Templates.MFAChallenge(w, status, page)
 }
@@ -331,6 +356,43 @@ func (h *Handler) smsChallengeSend(w http.ResponseWriter, r *http.Request) error
 	h.audit(r, store.AuditEvent{Type: "mfa.sms_sent", ActorID: st.User.ID, UserID: st.User.ID, ClientID: st.A.ClientID,
 		Details: map[string]string{"purpose": PurposeChallenge}})
 	return h.renderChallengePage(w, r, st, http.StatusOK, method, "", nil, true, "notice.sms_sent_to")
+}
+
+// addMethodDue reports whether "add a second method" is offered to st's
+// user: fewer than two methods, and not dismissed in the last 30 days.
+func (h *Handler) addMethodDue(r *http.Request, st *flow.State) (bool, error) {
+	return users.AddMethodDue(r.Context(), h.Store, st.User.ID, h.now())
+}
+
+// addMethodLink is the success page's "add a second method" link after an
+// enrollment, empty once the user has two methods.
+func (h *Handler) addMethodLink(r *http.Request, st *flow.State) (string, error) {
+	due, err := h.addMethodDue(r, st)
+	if err != nil || !due {
+		return "", err
+	}
+	return h.Flow.URL(flow.PathSetup, st.A), nil
+}
+
+// dismissAddMethod hides "add a second method" for 30 days (kept with the
+// user, an audit event), then shows the challenge again.
+func (h *Handler) dismissAddMethod(w http.ResponseWriter, r *http.Request) error {
+	if err := h.Web.CheckPost(w, r); err != nil {
+		return err
+	}
+	st, err := h.Flow.Load(w, r, flow.StepChallenge)
+	if err != nil {
+		return err
+	}
+	err = users.DismissAddMethod(r.Context(), h.Store, h.Flow.Event(r, store.AuditEvent{UserID: st.User.ID, ClientID: st.A.ClientID}))
+	if err != nil {
+		return web.Unavailable(err)
+	}
+	method := r.FormValue("method")
+	if h.factor(method) == nil {
+		method = ""
+	}
+	return h.renderChallengePage(w, r, st, http.StatusOK, method, "", nil, false, "notice.add_method_dismissed")
 }
 
 func (h *Handler) continueFlow(w http.ResponseWriter, r *http.Request) error {

@@ -212,13 +212,17 @@ func (h *Handler) totpConfirm(w http.ResponseWriter, r *http.Request) error {
 	if err := h.Flow.Verified(r, st, flow.OTP, flow.StepVerified); err != nil {
 		return err
 	}
+	addURL, err := h.addMethodLink(r, st)
+	if err != nil {
+		return web.Unavailable(err)
+	}
 	b := h.Web.Base(w, r, st.Lang)
 	b.Notice, b.NoticeArgs = "notice.method_added", []any{device}
 	page := templates.RecoveryCodesPage{
 		Base:           b,
 		Codes:          codes,
 		ContinueAction: h.Flow.URL("/mfa/continue", st.A),
-		AddMethodURL:   h.Flow.URL(flow.PathSetup, st.A),
+		AddMethodURL:   addURL,
 	}
 	if len(codes) > 0 {
 		page.PrintURL = h.Flow.URL("/mfa/totp/print", st.A)

@@ -104,12 +104,16 @@ func (h *Handler) webauthnRegister(w http.ResponseWriter, r *http.Request) error
 	if err := h.Flow.Verified(r, st, method, flow.StepVerified); err != nil {
 		return err
 	}
+	addURL, err := h.addMethodLink(r, st)
+	if err != nil {
+		return web.Unavailable(err)
+	}
 	b := h.Web.Base(w, r, st.Lang)
 	b.Notice, b.NoticeArgs = "notice.method_added", []any{name}
 	return h.Web.Templates.RecoveryCodes(w, http.StatusOK, templates.RecoveryCodesPage{
 		Base:           b,
 		Codes:          codes,
 		ContinueAction: h.Flow.URL("/mfa/continue", st.A),
-		AddMethodURL:   h.Flow.URL(flow.PathSetup, st.A),
+		AddMethodURL:   addURL,
 	})
 }
