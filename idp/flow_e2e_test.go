@@ -167,7 +167,7 @@ func TestGracePeriodRefusesACRMFA(t *testing.T) {
 		if err := env.store.UpdateUser(context.Background(), u); err != nil {
 			t.Fatal(err)
 		}
-		for _, acr := range []string{"urn:sesame:acr:mfa", "urn:sesame:acr:phr", "urn:example:other urn:sesame:acr:mfa"} {
+		for _, acr := range []string{"urn:sesame:acr:mfa", "urn:sesame:acr:phishing-resistant", "urn:example:other urn:sesame:acr:mfa"} {
 			b := newBrowser(t)
 			p, _, _ := r.authorize(b, oauth2.SetAuthURLParam("acr_values", acr))
 			p = submitLogin(t, b, p, "lea", pw)

@@ -178,9 +178,10 @@ func (s *Server) Handler() (http.Handler, error) {
 		SecondFactors: func(ctx context.Context, userID string) ([]store.Credential, error) {
 			return users.SecondFactors(ctx, s.Store, userID)
 		},
-		Logger: s.Logger,
-		Now:    s.Now,
-		Audit:  s.Audit.Record,
+		Passkeys: func() bool { return s.MFA.WebAuthn.On() },
+		Logger:   s.Logger,
+		Now:      s.Now,
+		Audit:    s.Audit.Record,
 	}
 	s.Login = &login.Handler{
 		Flow:      s.Flow,

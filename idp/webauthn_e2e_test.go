@@ -44,7 +44,7 @@ func amrACR(t *testing.T, r *rp, code, verifier string) ([]string, string) {
 // A user with no factor registers a security key from the method choice
 // (a software authenticator answers for the browser), then signs in with
 // it in another browser: the ID tokens say hwk, mfa and
-// urn:sesame:acr:phr. A replayed assertion is refused with a 4xx, and so
+// urn:sesame:acr:phishing-resistant. A replayed assertion is refused with a 4xx, and so
 // is a sign-count regression, which is audited.
 func TestWebAuthnRegisterThenSignIn(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, env *testEnv) {
@@ -88,7 +88,7 @@ func TestWebAuthnRegisterThenSignIn(t *testing.T) {
 		}
 		action, vals = p.formAction(t, "/mfa/continue")
 		p = b.post(action, vals)
-		if amr, acr := amrACR(t, r, p.redirectParams(t).Get("code"), verifier); !slices.Contains(amr, "hwk") || acr != "urn:sesame:acr:phr" {
+		if amr, acr := amrACR(t, r, p.redirectParams(t).Get("code"), verifier); !slices.Contains(amr, "hwk") || acr != "urn:sesame:acr:phishing-resistant" {
 			t.Errorf("registration: amr %v acr %q", amr, acr)
 		}
 
@@ -109,7 +109,7 @@ func TestWebAuthnRegisterThenSignIn(t *testing.T) {
 		vals.Set("code", string(assertion))
 		p = b2.post(action, vals)
 		amr, acr := amrACR(t, r, p.redirectParams(t).Get("code"), verifier)
-		if !slices.Contains(amr, "hwk") || !slices.Contains(amr, "pwd") || !slices.Contains(amr, "mfa") || acr != "urn:sesame:acr:phr" {
+		if !slices.Contains(amr, "hwk") || !slices.Contains(amr, "pwd") || !slices.Contains(amr, "mfa") || acr != "urn:sesame:acr:phishing-resistant" {
 			t.Errorf("sign-in: amr %v acr %q", amr, acr)
 		}
 

@@ -74,7 +74,7 @@ const (
 	ACRMFA ACR = "urn:sesame:acr:mfa"
 	// ACRPhishingResistant: a second factor bound to the origin (passkey,
 	// security key).
-	ACRPhishingResistant ACR = "urn:sesame:acr:phr"
+	ACRPhishingResistant ACR = "urn:sesame:acr:phishing-resistant"
 )
 
 // ACROf is the class a set of methods reaches.

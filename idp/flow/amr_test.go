@@ -40,16 +40,16 @@ func TestACR(t *testing.T) {
 		{ACRNone, []string{"urn:example:other"}, true}, // not ours: voluntary
 		{ACRNone, []string{"urn:sesame:acr:mfa"}, false},
 		{ACRMFA, []string{"urn:sesame:acr:mfa"}, true},
-		{ACRMFA, []string{"urn:sesame:acr:phr"}, false},
+		{ACRMFA, []string{"urn:sesame:acr:phishing-resistant"}, false},
 		{ACRPhishingResistant, []string{"urn:sesame:acr:mfa"}, true},
-		{ACRMFA, []string{"urn:sesame:acr:phr", "urn:sesame:acr:mfa"}, true}, // alternatives
+		{ACRMFA, []string{"urn:sesame:acr:phishing-resistant", "urn:sesame:acr:mfa"}, true}, // alternatives
 	}
 	for _, tt := range tests {
 		if got := tt.have.Satisfies(tt.requested); got != tt.want {
 			t.Errorf("%q.Satisfies(%v) = %v, want %v", tt.have, tt.requested, got, tt.want)
 		}
 	}
-	if Required([]string{"urn:example:x"}) != ACRNone || Required([]string{"urn:sesame:acr:phr", "urn:sesame:acr:mfa"}) != ACRMFA {
+	if Required([]string{"urn:example:x"}) != ACRNone || Required([]string{"urn:sesame:acr:phishing-resistant", "urn:sesame:acr:mfa"}) != ACRMFA {
 		t.Fatal("Required")
 	}
 }

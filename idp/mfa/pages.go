@@ -114,6 +114,11 @@ func (h *Handler) setup(w http.ResponseWriter, r *http.Request) error {
 	if h.WebAuthn.On() {
 		page.WebAuthnURL = h.Flow.URL("/mfa/webauthn", st.A)
 	}
+	if st.NeedsPasskey() {
+		// The application asks for a passkey: nothing else will do.
+		page.TOTPURL, page.SMSURL = "", ""
+		page.Notice = "notice.passkey_required"
+	}
 	return h.Web.Templates.MFASetup(w, http.StatusOK, page)
 }
 
@@ -214,6 +219,9 @@ func (h *Handler) renderChallengePage(w http.ResponseWriter, r *http.Request, st
 	}
 	if notice != "" {
 		page.Notice = notice
+	} else if st.NeedsPasskey() && method != h.WebAuthn.Method() {
+		// Another method first, then a passkey to register.
+		page.Notice = "notice.passkey_verify_first"
 	}
 	return h.Web.Templates.MFAChallenge(w, status, page)
 }

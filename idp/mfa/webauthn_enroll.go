@@ -36,6 +36,9 @@ func (h *Handler) renderWebAuthnEnroll(w http.ResponseWriter, r *http.Request, s
 	}
 	b := h.Web.Base(w, r, st.Lang)
 	b.Error = errKey
+	if st.NeedsPasskey() {
+		b.Notice = "notice.passkey_required"
+	}
 	return h.Web.Templates.WebAuthnEnroll(w, status, templates.WebAuthnEnrollPage{
 		Base: b, Action: h.Flow.URL("/mfa/webauthn", st.A), Options: string(opts), Name: name,
 	})
