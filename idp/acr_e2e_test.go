@@ -2,10 +2,14 @@ package idp_test
 
 import (
 	"context"
+	"html"
+	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -138,4 +142,123 @@ func TestACRPhishingResistantWithoutPasskeys(t *testing.T) {
 			t.Errorf("acr phishing-resistant without passkeys: %v", q)
 		}
 	})
+}
+
+// methodBlock returns the Security page's li.method that names name.
+func methodBlock(t *testing.T, p page, name string) string {
+	t.Helper()
+	for _, m := range regexp.MustCompile(`(?s)<li class="method">.*?</li>`).FindAllString(p.body, -1) {
+		if strings.Contains(m, html.EscapeString(name)) {
+			return m
+		}
+	}
+	t.Fatalf("no method %q on the Security page:\n%s", name, p.body)
+	return ""
+}
+
+// Passkeys on the Security page (issue 10): added from its "add a method",
+// listed with their name, when added and last used, and removable under
+// the rules of every method: never the last one, and only with a second
+// factor verified within the factor window.
+func TestSecurityPagePasskeys(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, env *testEnv) {
+		key := passkeysOn(env)
+		r := env.newRP(nil)
+		u := env.user("gael", pw)
+		b := newBrowser(t)
+		r.signIn(b, "gael", pw)
+		p := b.get(env.issuer + "/account")
+		p = b.get(p.link(t, "/account/methods/add"))
+		p = b.get(p.link(t, "/mfa/webauthn?"))
+		resp, err := key.Create(dataOptions(t, p, "webauthn-register"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		action, vals := p.form(t, "webauthn-enroll")
+		vals.Set("name", "YubiKey bleue")
+		vals.Set("credential", string(resp))
+		p = b.post(action, vals)
+		action, vals = p.formAction(t, "/mfa/continue")
+		p = b.post(action, vals)
+		if !strings.HasSuffix(p.url.Path, "/account") {
+			t.Fatalf("after adding a passkey: %s\n%s", p.url, p.body)
+		}
+		m := methodBlock(t, p, "YubiKey bleue")
+		if !strings.Contains(m, "Clé de sécurité") || !strings.Contains(m, "Ajoutée") || !strings.Contains(m, montrealDay(env.now())) {
+			t.Errorf("passkey on the Security page:\n%s", m)
+		}
+		if !strings.Contains(m, "/account/methods/remove") {
+			t.Errorf("a passkey next to the app cannot be removed:\n%s", m)
+		}
+		// The email names the key and its kind.
+		if mails := env.outbox(); len(mails) != 1 || !strings.Contains(mails[0]["text"], "YubiKey bleue") || !strings.Contains(mails[0]["text"], "Clé de sécurité") {
+			t.Errorf("confirmation email of the passkey: %v", mails)
+		}
+
+		// Signed in with the passkey in another browser: "last used".
+		b2 := newBrowser(t)
+		p, _, _ = r.authorize(b2)
+		p = submitLogin(t, b2, p, "gael", pw)
+		assertion, err := key.Get(dataOptions(t, p, "webauthn-signin"), []byte(u.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		action, vals = p.form(t, "mfa")
+		vals.Set("code", string(assertion))
+		b2.post(action, vals).redirectParams(t)
+		p = b2.get(env.issuer + "/account")
+		if m := methodBlock(t, p, "YubiKey bleue"); strings.Contains(m, "Jamais") {
+			t.Errorf("passkey never used after a sign-in with it:\n%s", m)
+		}
+		creds, _ := env.store.ListCredentials(context.Background(), u.ID, store.CredWebAuthn)
+		if len(creds) != 1 || creds[0].LastUsedAt.IsZero() {
+			t.Fatalf("passkey: %+v", creds)
+		}
+		app, _ := env.store.ListCredentials(context.Background(), u.ID, store.CredTOTP)
+
+		// Past the factor window, a removal asks for a sign-in first.
+		env.offset.Add(int64(11 * time.Minute))
+		csrf := csrfOf(t, p)
+		got := b2.post(env.issuer+"/account/methods/remove", url.Values{"csrf_token": {csrf}, "id": {creds[0].ID}})
+		if !strings.Contains(got.url.Path, "/login") {
+			t.Errorf("removal past the factor window: %d %s", got.status, got.url)
+		}
+		if left, _ := env.store.ListCredentials(context.Background(), u.ID, store.CredWebAuthn); len(left) != 1 {
+			t.Fatalf("passkey removed without a recent factor")
+		}
+		// Within it: the app goes, then the passkey is the last method.
+		action, vals = got.form(t, "login")
+		vals.Set("username", "gael")
+		vals.Set("password", pw)
+		p = b2.post(action, vals)
+		assertion, err = key.Get(dataOptions(t, p, "webauthn-signin"), []byte(u.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		action, vals = p.form(t, "mfa")
+		vals.Set("code", string(assertion))
+		p = b2.post(action, vals)
+		p = b2.post(env.issuer+"/account/methods/remove", url.Values{"csrf_token": {csrfOf(t, p)}, "id": {app[0].ID}})
+		if p.status != http.StatusOK {
+			t.Fatalf("remove the app: %d %s\n%s", p.status, p.url, p.body)
+		}
+		if m := methodBlock(t, p, "YubiKey bleue"); strings.Contains(m, "/account/methods/remove") {
+			t.Errorf("the last method (a passkey) offers removal:\n%s", m)
+		}
+		if got := b2.post(env.issuer+"/account/methods/remove", url.Values{"csrf_token": {csrfOf(t, p)}, "id": {creds[0].ID}}); got.status != http.StatusBadRequest {
+			t.Errorf("removing the last method, a passkey: %d", got.status)
+		}
+		if left, _ := env.store.ListCredentials(context.Background(), u.ID, store.CredWebAuthn); len(left) != 1 {
+			t.Errorf("the last passkey was removed")
+		}
+	})
+}
+
+// montrealDay is the day of t as the Security page shows it.
+func montrealDay(t time.Time) string {
+	loc, err := time.LoadLocation("America/Montreal")
+	if err != nil {
+		loc = time.FixedZone("EST", -5*3600)
+	}
+	return t.In(loc).Format("2006-01-02")
 }
