@@ -43,9 +43,16 @@ const browserTimeout = 60 * time.Second
 // after browserTimeout.
 func newChromium(t *testing.T) context.Context {
 	t.Helper()
+	return newChromiumFor(t, browserTimeout)
+}
+
+// newChromiumFor is newChromium for a test of many pages, bounded by
+// timeout.
+func newChromiumFor(t *testing.T, timeout time.Duration) context.Context {
+	t.Helper()
 	path := testenv.Chromium(t)
 	profile := t.TempDir() // removed after the browser has exited (cleanups run last-in first-out)
-	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	actx, acancel := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(path),
 		chromedp.Headless,

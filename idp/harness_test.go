@@ -6,12 +6,14 @@ import (
 	"html"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -105,6 +107,20 @@ func newTestEnv(t testing.TB, b backend) *testEnv {
 // starts.
 func newTestEnvWith(t testing.TB, b backend, mod func(s *idp.Server)) *testEnv {
 	t.Helper()
+	return newTestEnvAt(t, b, false, mod)
+}
+
+// newLocalhostTestEnv is newTestEnvWith with the issuer
+// http://localhost:PORT, the server still listening on 127.0.0.1:0:
+// passkeys need a host name as RP ID (browsers refuse IP addresses), and
+// Chrome treats localhost as a secure context.
+func newLocalhostTestEnv(t testing.TB, b backend, mod func(s *idp.Server)) *testEnv {
+	t.Helper()
+	return newTestEnvAt(t, b, true, mod)
+}
+
+func newTestEnvAt(t testing.TB, b backend, localhost bool, mod func(s *idp.Server)) *testEnv {
+	t.Helper()
 	sealer, err := seal.New(seal.GenerateKey())
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +141,9 @@ func newTestEnvWith(t testing.TB, b backend, mod func(s *idp.Server)) *testEnv {
 	}
 	ts := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + ts.Listener.Addr().String()
+	if localhost {
+		issuer = "http://localhost:" + strconv.Itoa(ts.Listener.Addr().(*net.TCPAddr).Port)
+	}
 	env := &testEnv{t: t, ts: ts, store: st, eph: eph, sealer: sealer, issuer: issuer,
 		secrets: map[string][]byte{}, lastSteps: map[string]int64{}}
 	srv := &idp.Server{
