@@ -1,7 +1,9 @@
 // Package flow is the one owner of a sign-in. It decides every step after
 // the authorization request: whether the browser's session answers it,
 // when a second factor is needed again (step-up), the MFA gate (enroll or
-// challenge), how wrong codes void a challenge, and the end: the session
+// challenge), how wrong codes void a challenge, the class a client asks for (no code
+// below urn:sesame:acr:phishing-resistant when it is asked: a passkey is
+// registered first), and the end: the session
 // starts or continues and the browser goes to op.AuthCallbackURL, called
 // here only, behind the callback guard.
 //
