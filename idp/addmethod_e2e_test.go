@@ -66,8 +66,12 @@ func TestAddMethodUntilTwoMethods(t *testing.T) {
 		action, vals = p.form(t, "sms-confirm")
 		vals.Set("code", codes[0])
 		p = b2.post(action, vals)
-		if !strings.Contains(p.body, "Pixel de Julie") || p.has("add-method") {
-			t.Fatalf("success page with two methods: want no a#add-method:\n%s", p.body)
+		if !strings.Contains(p.body, "Pixel de Julie") || !strings.Contains(p.body, "Votre numéro de cellulaire est maintenant configuré") || p.has("add-method") {
+			t.Fatalf("success page with two methods: want the number confirmed and no a#add-method:\n%s", p.body)
+		}
+		// The confirmation email of the new method.
+		if mails := env.outbox(); len(mails) != 1 || mails[0]["to"] != "julie@clinic.example" || !strings.Contains(mails[0]["text"], "Pixel de Julie") || !strings.Contains(mails[0]["text"], "SMS") {
+			t.Errorf("confirmation email of the SMS method: %v", mails)
 		}
 		action, vals = p.formAction(t, "/mfa/continue")
 		p = b2.post(action, vals)

@@ -167,6 +167,9 @@ type RecoveryCodesPage struct {
 	ContinueAction string // POST: continue to the application
 	AddMethodURL   string // empty: no "add a second method" link
 	Regenerated    bool   // codes regenerated (not a first enrollment)
+	// Added is the method just set up: "sms" and "webauthn" have their own
+	// success message (the app's otherwise).
+	Added string
 }
 
 // MethodLink is another method the user can switch to on the challenge.

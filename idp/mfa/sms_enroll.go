@@ -292,5 +292,6 @@ func (h *Handler) smsConfirm(w http.ResponseWriter, r *http.Request) error {
 		Codes:          codes,
 		ContinueAction: h.Flow.URL("/mfa/continue", st.A),
 		AddMethodURL:   addURL,
+		Added:          "sms",
 	})
 }

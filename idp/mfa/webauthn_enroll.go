@@ -118,5 +118,6 @@ func (h *Handler) webauthnRegister(w http.ResponseWriter, r *http.Request) error
 		Codes:          codes,
 		ContinueAction: h.Flow.URL("/mfa/continue", st.A),
 		AddMethodURL:   addURL,
+		Added:          "webauthn",
 	})
 }
