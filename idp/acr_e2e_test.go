@@ -109,13 +109,24 @@ func TestACRPhishingResistantAsksForAPasskey(t *testing.T) {
 			t.Errorf("a phishing-resistant session did not answer: %v", q)
 		}
 
-		// A session with the app only does not.
+		// A session with the app only does not: a step-up (DESIGN §4),
+		// the session kept, no password asked; the app's code, then a
+		// passkey to register.
 		env.user("bruno", pw)
 		b3 := newBrowser(t)
 		r.signIn(b3, "bruno", pw)
 		p, _, _ = r.authorize(b3, phr, oauth2.SetAuthURLParam("prompt", "none"))
-		if q := p.redirectParams(t); q.Get("code") != "" || q.Get("error") != "login_required" {
-			t.Errorf("a session with the app answered acr phishing-resistant: %v", q)
+		if q := p.redirectParams(t); q.Get("code") != "" || q.Get("error") != "interaction_required" {
+			t.Errorf("prompt=none, a session with the app, acr phishing-resistant: %v", q)
+		}
+		p, _, _ = r.authorize(b3, phr)
+		if p.has("login") || !p.has("mfa") {
+			t.Fatalf("a session with the app, acr phishing-resistant: want a step-up challenge:\n%s", p.body)
+		}
+		action, vals = p.form(t, "mfa")
+		vals.Set("code", env.nextCode("bruno"))
+		if p = b3.post(action, vals); redirectedToRP(p) || !p.has("webauthn-register") {
+			t.Fatalf("step-up with the app: want the passkey registration, got %d %s", p.status, p.url)
 		}
 
 		// A new account: the method choice offers the passkey only.

@@ -207,7 +207,7 @@ func (f *Flow) Start(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthRe
 		switch verdict {
 		case sessionOK:
 			return true, f.complete(w, r, a, u, s)
-		case sessionNewNetwork:
+		case sessionNewNetwork, sessionWeakACR:
 			return true, f.stepUp(w, r, a, u, s)
 		}
 	case !errors.Is(err, session.ErrNoSession):
@@ -229,19 +229,19 @@ const (
 	sessionNo         = iota // sign in again
 	sessionOK                // answer from the session
 	sessionNewNetwork        // the session holds, but the browser is on a new network: second factor again
+	sessionWeakACR           // the session holds, but the client asks for a higher acr: second factor again
 )
 
 // sessionVerdict tells whether the browser's session may answer this
 // request: same user as any id_token_hint, within max_age, no
-// prompt=login, the acr asked for, an active account — and a second factor
-// already verified from the browser's current network (sessionNewNetwork
-// otherwise).
+// prompt=login, an active account — and the acr asked for, with a second
+// factor already verified from the browser's current network
+// (sessionWeakACR, sessionNewNetwork otherwise: a step-up).
 func (f *Flow) sessionVerdict(r *http.Request, a *oidcstore.AuthRequest, s *session.Session) (store.User, int, error) {
 	switch {
 	case a.HasPrompt(oidc.PromptLogin),
 		a.MaxAge != nil && f.now().Sub(s.AuthTime) > maxAge(*a.MaxAge),
-		a.HintSubject != "" && a.HintSubject != s.UserID,
-		!ACR(s.ACR).Satisfies(a.ACRValues):
+		a.HintSubject != "" && a.HintSubject != s.UserID:
 		return store.User{}, sessionNo, nil
 	}
 	u, err := f.Store.GetUser(r.Context(), s.UserID)
@@ -259,8 +259,15 @@ func (f *Flow) sessionVerdict(r *http.Request, a *oidcstore.AuthRequest, s *sess
 	if !ParseAMR(s.AMR).MultiFactor() && !f.now().Before(u.MFAGraceUntil) {
 		return store.User{}, sessionNo, nil
 	}
+	if !ParseAMR(s.AMR).MultiFactor() && !ACR(s.ACR).Satisfies(a.ACRValues) {
+		// A grace-period session: the password again, then the gate.
+		return store.User{}, sessionNo, nil
+	}
 	if !s.VerifiedOn(f.network(r)) {
 		return u, sessionNewNetwork, nil
+	}
+	if !ACR(s.ACR).Satisfies(a.ACRValues) {
+		return u, sessionWeakACR, nil
 	}
 	return u, sessionOK, nil
 }
@@ -292,18 +299,26 @@ func (f *Flow) complete(w http.ResponseWriter, r *http.Request, a *oidcstore.Aut
 	return nil
 }
 
-// stepUp asks a signed-in browser that moved to another network for a
-// second factor again, keeping its session (DESIGN §4): the flow starts
-// past the password, at the gate.
+// stepUp asks a signed-in browser that moved to another network, or whose
+// client asks for a higher acr than the session's, for a second factor
+// again, keeping its session (DESIGN §4): the flow starts past the
+// password, at the gate.
 func (f *Flow) stepUp(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthRequest, u store.User, s *session.Session) error {
 	if a.HasPrompt(oidc.PromptNone) {
-		f.authError(w, r, a, oidc.ErrInteractionRequired().WithDescription("a second factor is required from this network"))
+		why := "a second factor is required from this network"
+		if !ACR(s.ACR).Satisfies(a.ACRValues) {
+			why = "the requested acr needs a second factor again"
+		}
+		f.authError(w, r, a, oidc.ErrInteractionRequired().WithDescription("%s", why))
 		return nil
 	}
 	f.Sessions.Browser(w, r)
 	browser := f.Sessions.BrowserHash(r)
-	f.audit(r, store.AuditEvent{Type: "session.step_up", ActorID: u.ID, UserID: u.ID, ClientID: a.ClientID,
-		Details: map[string]string{"network": f.network(r)}})
+	details := map[string]string{"network": f.network(r)}
+	if !ACR(s.ACR).Satisfies(a.ACRValues) {
+		details["acr"] = string(Required(a.ACRValues))
+	}
+	f.audit(r, store.AuditEvent{Type: "session.step_up", ActorID: u.ID, UserID: u.ID, ClientID: a.ClientID, Details: details})
 	return f.gate(w, r, a, u, oidcstore.Flow{Browser: browser, UserID: u.ID, PasswordAt: s.AuthTime, StepUp: true, SessionID: s.ID})
 }
 
