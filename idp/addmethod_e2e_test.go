@@ -50,6 +50,10 @@ func TestAddMethodUntilTwoMethods(t *testing.T) {
 		action, vals = p.form(t, "mfa")
 		vals.Set("code", env.nextCode("julie"))
 		p = b2.post(action, vals)
+		// Changing one's mind: "continue without adding" ends the sign-in.
+		if !p.has("add-method-skip") {
+			t.Fatalf("method choice after the code lacks form#add-method-skip:\n%s", p.body)
+		}
 		// SMS after the app (and a passkey), not a second app.
 		if !strings.Contains(p.body, `data-method="sms"`) || strings.Contains(p.body, `data-method="totp"`) {
 			t.Fatalf("method choice after the app: want SMS, not the app again:\n%s", p.body)
@@ -97,7 +101,7 @@ func TestAddMethodOffersTheAppAfterSMS(t *testing.T) {
 			t.Fatal(err)
 		}
 		b := newBrowser(t)
-		p, _, _ := r.authorize(b)
+		p, _, verifier := r.authorize(b)
 		p = submitLogin(t, b, p, "omar", pw)
 		if !p.has("add-method") {
 			t.Fatalf("challenge lacks a#add-method:\n%s", p.body)
@@ -114,6 +118,12 @@ func TestAddMethodOffersTheAppAfterSMS(t *testing.T) {
 		p = b.post(action, vals)
 		if !strings.Contains(p.body, `data-method="totp"`) || strings.Contains(p.body, `data-method="sms"`) {
 			t.Fatalf("method choice after SMS: want the app, not SMS again:\n%s", p.body)
+		}
+		// Not now after all: on to the application, with the SMS verified.
+		action, vals = p.form(t, "add-method-skip")
+		p = b.post(action, vals)
+		if amr := amrOf(t, r, p.redirectParams(t).Get("code"), verifier); !slices.Contains(amr, "sms") {
+			t.Errorf("continue without adding: amr %v", amr)
 		}
 	})
 }

@@ -96,6 +96,9 @@ type MFASetupPage struct {
 	// another one: the page then says "add a method" rather than "MFA is
 	// mandatory, choose your first method".
 	Continuing bool
+	// SkipAction, when set, is the POST of "continue without adding" (a
+	// flow whose factor is verified already).
+	SkipAction string
 }
 
 // TOTPSetupPage shows the QR code and key of a new authenticator, the print

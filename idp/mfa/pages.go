@@ -114,6 +114,10 @@ func (h *Handler) setup(w http.ResponseWriter, r *http.Request) error {
 	if h.WebAuthn.On() {
 		page.WebAuthnURL = h.Flow.URL("/mfa/webauthn", st.A)
 	}
+	if page.Continuing && !st.NeedsPasskey() {
+		// The factor is verified: the user may go on without adding.
+		page.SkipAction = h.Flow.URL("/mfa/continue", st.A)
+	}
 	if st.NeedsPasskey() {
 		// The application asks for a passkey: nothing else will do.
 		page.TOTPURL, page.SMSURL = "", ""
