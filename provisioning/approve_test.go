@@ -36,8 +36,10 @@ func (f *fixture) userByEmail(t testing.TB, email string) []store.User {
 	return us
 }
 
-func welcomeID(requestID string) string { return notify.OutboxID("account-request-welcome:" + requestID) }
-func doneID(requestID string) string    { return notify.OutboxID("account-request-done:" + requestID) }
+func welcomeID(requestID string) string {
+	return notify.OutboxID("account-request-welcome:" + requestID)
+}
+func doneID(requestID string) string { return notify.OutboxID("account-request-done:" + requestID) }
 
 func (f *fixture) email(t testing.TB, id string) (notify.Email, bool) {
 	t.Helper()
