@@ -11,7 +11,29 @@ const (
 	emailRecoveryCodeUsed = "recovery_code_used"
 	emailActivation       = "activation"
 	emailPhoneChanged     = "phone_changed"
+	emailRequestDone      = "account_request_done"
+	emailRequestRejected  = "account_request_rejected"
 )
+
+// AccountRequestDoneEmail is the data of the "account_request_done" email
+// to a requester: the new user has received their access (the welcome
+// email was sent).
+type AccountRequestDoneEmail struct {
+	RequesterName string // empty: a greeting without a name
+	UserName      string // the new user's given and family name
+	Username      string
+	RequestID     string
+	Update        bool // an existing account was updated
+}
+
+// AccountRequestRejectedEmail is the data of the "account_request_rejected"
+// email to a requester.
+type AccountRequestRejectedEmail struct {
+	RequesterName string
+	UserName      string
+	RequestID     string
+	Reason        string
+}
 
 // PhoneChangedEmail is the data of the "phone_changed" email: support
 // changed the user's SMS number.
