@@ -36,6 +36,14 @@ type Config struct {
 	Session   Session   `yaml:"session"`
 	Ephemeral Ephemeral `yaml:"ephemeral"`
 	Regulate  Regulate  `yaml:"regulate"`
+	Metrics   Metrics   `yaml:"metrics"`
+}
+
+// Metrics is where Prometheus scrapes /metrics.
+type Metrics struct {
+	// Addr, when set, serves /metrics on this listener only (not on
+	// http.addr), e.g. a port the load balancer does not expose.
+	Addr string `yaml:"addr"`
 }
 
 // Session is the browser session.
@@ -381,6 +389,13 @@ func (c Config) Validate() error {
 	}
 	if strings.TrimSpace(c.DataDir) == "" {
 		bad("data_dir", "must not be empty")
+	}
+	if c.Metrics.Addr != "" {
+		if _, port, err := net.SplitHostPort(c.Metrics.Addr); err != nil {
+			bad("metrics.addr", "%q must be host:port, e.g. 127.0.0.1:9090", c.Metrics.Addr)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			bad("metrics.addr", "%q has an invalid port", c.Metrics.Addr)
+		}
 	}
 	if _, port, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
 		bad("http.addr", "%q must be host:port, e.g. localhost:8080", c.HTTP.Addr)

@@ -76,7 +76,7 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sesame_http_requests_total",
 			Help: "HTTP requests by route and status code.",
-		}, []string{"route", "code"}),
+		}, []string{"route", "status"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sesame_http_request_duration_seconds",
 			Help:    "HTTP request latency by route.",

@@ -269,3 +269,6 @@ func (c *mapCol) Scan(src any) error {
 	*c = m
 	return nil
 }
+
+// PoolStat returns the connection pool's statistics, for the metrics.
+func (db *DB) PoolStat() *pgxpool.Stat { return db.pool.Stat() }
