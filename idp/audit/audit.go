@@ -54,5 +54,6 @@ func (r *Recorder) Event(ctx context.Context, e store.AuditEvent) store.AuditEve
 	if e.RequestID == "" {
 		e.RequestID, _ = ctx.Value(ctxKey{}).(string)
 	}
+	NoteUser(ctx, e.UserID)
 	return e
 }
