@@ -391,3 +391,28 @@ func randomString() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// Reauthorize sends a new authorization request to node from a browser
+// already signed in: the session answers it, and the code comes back
+// without any page.
+func (b *Browser) Reauthorize(ctx context.Context, node string) (Code, error) {
+	node = strings.TrimSuffix(node, "/")
+	verifier, state := oauth2.GenerateVerifier(), randomString()
+	q := url.Values{
+		"client_id": {b.c.ClientID}, "redirect_uri": {b.c.RedirectURI}, "response_type": {"code"},
+		"scope": {strings.Join(b.c.Scopes, " ")}, "state": {state}, "nonce": {randomString()},
+		"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"},
+	}
+	p, err := b.follow(ctx, node, http.MethodGet, node+"/authorize?"+q.Encode(), nil)
+	if err != nil {
+		return Code{}, fmt.Errorf("authorize: %w", err)
+	}
+	if p.redirect == nil {
+		return Code{}, &StatusError{Op: "authorize with a session showed a page", Status: p.status, Body: p.body}
+	}
+	rq := p.redirect.Query()
+	if rq.Get("state") != state || rq.Get("code") == "" {
+		return Code{}, fmt.Errorf("redirect to the relying party without a code or with another state: %v", rq)
+	}
+	return Code{Code: rq.Get("code"), Verifier: verifier, State: state}, nil
+}
