@@ -2,10 +2,15 @@ package main
 
 import (
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/sesame-idp/sesame/internal/testenv"
 )
@@ -44,6 +49,80 @@ func TestMetricsListenerAndPools(t *testing.T) {
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	checkRulesAndReadme(t, body)
+}
+
+// exposedLater are the series that exist only once the store offers them
+// (the provisioning store's account-request counts).
+var exposedLater = []string{"sesame_account_requests", "sesame_account_requests_overdue"}
+
+var familyRE = regexp.MustCompile(`(?m)^# TYPE (sesame_\w+) (\w+)`)
+
+// checkRulesAndReadme: the README documents every sesame_ family exposed;
+// deploy/prometheus-rules.yml is valid YAML with the expected alerts (and
+// passes promtool when it is installed), and uses only series Sésame
+// exposes.
+func checkRulesAndReadme(t *testing.T, metrics string) {
+	t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exposed := slices.Clone(exposedLater)
+	for _, m := range familyRE.FindAllStringSubmatch(metrics, -1) {
+		exposed = append(exposed, m[1])
+	}
+	for _, name := range exposed {
+		if !strings.Contains(string(readme), "`"+name) {
+			t.Errorf("README does not document %s", name)
+		}
+	}
+
+	const rulesFile = "../../deploy/prometheus-rules.yml"
+	raw, err := os.ReadFile(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules struct {
+		Groups []struct {
+			Name  string `yaml:"name"`
+			Rules []struct {
+				Alert  string            `yaml:"alert"`
+				Expr   string            `yaml:"expr"`
+				For    string            `yaml:"for"`
+				Labels map[string]string `yaml:"labels"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(raw, &rules); err != nil {
+		t.Fatalf("%s: %v", rulesFile, err)
+	}
+	var alerts []string
+	seriesRE := regexp.MustCompile(`sesame_\w+`)
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			alerts = append(alerts, r.Alert)
+			if r.Expr == "" || r.Labels["severity"] == "" {
+				t.Errorf("alert %s: no expr or no severity", r.Alert)
+			}
+			for _, s := range seriesRE.FindAllString(r.Expr, -1) {
+				family := strings.TrimSuffix(s, "_bucket")
+				if !slices.Contains(exposed, family) {
+					t.Errorf("alert %s uses %s, which Sésame does not expose", r.Alert, s)
+				}
+			}
+		}
+	}
+	for _, want := range []string{"SesameNotReady", "SesameOutboxStuck", "SesameHighErrorRate", "SesameAccountRequestsOverdue", "SesameRefreshReuseSpike"} {
+		if !slices.Contains(alerts, want) {
+			t.Errorf("%s lacks the alert %s (has %v)", rulesFile, want, alerts)
+		}
+	}
+	if promtool, err := exec.LookPath("promtool"); err == nil {
+		if out, err := exec.Command(promtool, "check", "rules", rulesFile).CombinedOutput(); err != nil {
+			t.Errorf("promtool check rules: %v\n%s", err, out)
 		}
 	}
 }
