@@ -42,8 +42,11 @@ type options struct {
 	// CPUPids are processes (the database, Redis) whose CPU, with their
 	// descendants', is counted with the server's.
 	CPUPids []int
-	Out     io.Writer // results
-	Status  io.Writer // progress line (nil: none)
+	// SigningAlg signs the clients' ID tokens and JWT access tokens
+	// (RS256 when empty).
+	SigningAlg string
+	Out        io.Writer // results
+	Status     io.Writer // progress line (nil: none)
 }
 
 // result is one scenario's figures.
@@ -82,7 +85,7 @@ const benchPassword = "Bench-correct-horse-battery-9"
 // `sesame user create --totp-secret` does) and two clients, opaque and JWT
 // access tokens, directly in the store the server uses. The password is
 // hashed once (argon2id, the server's default parameters) for all users.
-func provision(ctx context.Context, st store.Store, sealer *seal.Sealer, n int, base string) (*bench, error) {
+func provision(ctx context.Context, st store.Store, sealer *seal.Sealer, n int, alg string) (*bench, error) {
 	run := uuid.NewString()[:8]
 	svc := &users.Service{Store: st, Sealer: sealer, Passwords: users.Passwords{Params: users.DefaultPasswordParams()}}
 	b := &bench{lastUse: map[int]int64{}}
@@ -91,7 +94,7 @@ func provision(ctx context.Context, st store.Store, sealer *seal.Sealer, n int, 
 		c, secret, err := svc.CreateClient(ctx, users.NewClient{
 			ID: "bench-" + run + "-" + format, Name: "sesame-bench", RedirectURIs: []string{"http://localhost:9999/bench"},
 			GrantTypes: []string{"authorization_code", "refresh_token", "client_credentials"},
-			Scopes:     []string{"openid", "profile", "email", "offline_access"}, TokenFormat: format,
+			Scopes:     []string{"openid", "profile", "email", "offline_access"}, TokenFormat: format, SigningAlg: alg,
 		}, store.AuditEvent{ActorID: "sesame-bench"})
 		if err != nil {
 			return nil, fmt.Errorf("create client: %w", err)
@@ -431,7 +434,7 @@ func run(ctx context.Context, st store.Store, sealer *seal.Sealer, o options) ([
 	o.URL = strings.TrimSuffix(o.URL, "/")
 	fmt.Fprintf(o.Out, "provisioning %d users with an authenticator app (argon2id m=%d KiB, t=%d, p=%d)…\n",
 		o.Users, users.DefaultPasswordParams().Memory, users.DefaultPasswordParams().Iterations, users.DefaultPasswordParams().Parallelism)
-	b, err := provision(ctx, st, sealer, o.Users, o.URL)
+	b, err := provision(ctx, st, sealer, o.Users, o.SigningAlg)
 	if err != nil {
 		return nil, err
 	}
@@ -441,7 +444,11 @@ func run(ctx context.Context, st store.Store, sealer *seal.Sealer, o options) ([
 	for _, c := range []*signin.Client{b.opaque, b.jwt} {
 		c.Issuer, c.HTTP = o.Issuer, b.http
 	}
-	fmt.Fprintf(o.Out, "%d workers, %v per scenario, against %s\n", o.Concurrency, o.Duration, o.URL)
+	alg := o.SigningAlg
+	if alg == "" {
+		alg = "RS256"
+	}
+	fmt.Fprintf(o.Out, "%d workers, %v per scenario, against %s, tokens signed %s\n", o.Concurrency, o.Duration, o.URL, alg)
 	var results []result
 	for _, name := range o.Scenarios {
 		r, err := b.runScenario(ctx, name)

@@ -41,6 +41,7 @@ func mainErr(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long each scenario runs")
 	list := fs.String("scenarios", "all", "comma-separated: "+strings.Join(scenarios, ", ")+", or all")
 	pids := fs.String("cpu-pids", "", "comma-separated `pids` (the PostgreSQL postmaster, redis-server) whose CPU, with their children's, is added per operation")
+	fs.StringVar(&o.SigningAlg, "signing-alg", "RS256", "the bench clients' ID token and JWT access token `algorithm`: RS256 or ES256")
 	quiet := fs.Bool("quiet", false, "no progress line")
 	if err := fs.Parse(args); err != nil {
 		return err
