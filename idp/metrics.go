@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -34,6 +35,7 @@ var (
 	throttleSteps   = []string{"password", "second_factor"}
 	throttleReasons = []string{"delay", "account", "network", "requests"}
 	tokenGrants     = []string{"authorization_code", "refresh_token", "client_credentials"}
+	stepUpReasons   = []string{"new_network", "factor_window"}
 )
 
 func newSignals(reg prometheus.Registerer) *signals {
@@ -48,7 +50,7 @@ func newSignals(reg prometheus.Registerer) *signals {
 		}, []string{"method", "result"}),
 		stepUps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sesame_step_ups_total",
-			Help: "Signed-in browsers asked for a second factor again, by reason (new_network).",
+			Help: "Signed-in users asked for a factor again, by reason: new_network (a session from another network), factor_window (a sensitive change on /account without a recent factor).",
 		}, []string{"reason"}),
 		throttles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sesame_throttled_total",
@@ -80,7 +82,9 @@ func newSignals(reg prometheus.Registerer) *signals {
 		}
 	}
 	m.factors.WithLabelValues("any", "throttled")
-	m.stepUps.WithLabelValues("new_network")
+	for _, r := range stepUpReasons {
+		m.stepUps.WithLabelValues(r)
+	}
 	for _, s := range throttleSteps {
 		for _, r := range throttleReasons[:3] {
 			m.throttles.WithLabelValues(s, r)
@@ -130,7 +134,7 @@ func (m *signals) observe(e store.AuditEvent) {
 	case "mfa.challenge_voided":
 		m.voided.Inc()
 	case "session.step_up":
-		m.stepUps.WithLabelValues("new_network").Inc()
+		m.stepUps.WithLabelValues(known(cmp.Or(e.Details["reason"], "new_network"), stepUpReasons)).Inc()
 	case "token.refresh_reused":
 		m.refreshReuse.Inc()
 	case "token.code_replayed":

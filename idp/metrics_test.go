@@ -121,6 +121,11 @@ func testMetricsMove(t *testing.T, b backend) {
 		br.xff = "198.51.100.7"
 		p, _, _ = r.authorize(br)
 		finishMFA(t, env, br, p, "sophie")
+		// A sensitive change on /account without a recent factor.
+		env.offset.Add(int64(11 * time.Minute))
+		if p := br.get(env.issuer + "/account/methods/add"); p.status != http.StatusOK || !p.has("login") {
+			t.Fatalf("/account/methods/add without a recent factor: %d, want the sign-in page", p.status)
+		}
 		// A message waiting for a minute.
 		if err := env.store.EnqueueOutbox(context.Background(), store.OutboxMessage{Kind: "email", Payload: []byte(`{}`),
 			NextAttemptAt: env.now().Add(time.Hour), CreatedAt: env.now().Add(-time.Minute).UTC()}); err != nil {
@@ -141,6 +146,7 @@ func testMetricsMove(t *testing.T, b backend) {
 		moved(`sesame_second_factor_verifications_total{method="totp",result="ok"}`, 2)
 		moved(`sesame_second_factor_verifications_total{method="totp",result="failed"}`, 1)
 		moved(`sesame_step_ups_total{reason="new_network"}`, 1)
+		moved(`sesame_step_ups_total{reason="factor_window"}`, 1)
 		moved(`sesame_tokens_issued_total{grant="authorization_code"}`, 1)
 		moved(`sesame_tokens_issued_total{grant="refresh_token"}`, 1)
 		moved(`sesame_tokens_issued_total{grant="client_credentials"}`, 1)

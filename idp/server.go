@@ -236,6 +236,7 @@ func (s *Server) Handler() (http.Handler, error) {
 		Issuer:  s.Issuer,
 		Logger:  s.Logger,
 		Now:     s.Now,
+		Audit:   s.Audit.Record,
 	}
 	if err := s.ensureAccountClient(); err != nil {
 		return nil, err

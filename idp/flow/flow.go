@@ -285,7 +285,7 @@ func (f *Flow) stepUp(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthR
 	f.Sessions.Browser(w, r)
 	browser := f.Sessions.BrowserHash(r)
 	f.audit(r, store.AuditEvent{Type: "session.step_up", ActorID: u.ID, UserID: u.ID, ClientID: a.ClientID,
-		Details: map[string]string{"network": f.network(r)}})
+		Details: map[string]string{"network": f.network(r), "reason": "new_network"}})
 	return f.gate(w, r, a, u, oidcstore.Flow{Browser: browser, UserID: u.ID, PasswordAt: s.AuthTime, StepUp: true, SessionID: s.ID})
 }
 
