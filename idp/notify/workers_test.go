@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/internal/teststore"
 )
 
 // recordingSender records what it is given. Until both workers of the test
@@ -91,4 +92,57 @@ func TestTwoWorkersSendEachMessageOnce(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestClaimSkipsMessagesBeingClaimed (PostgreSQL; SQLite runs one node):
+// while another node's claim is still uncommitted, a claim takes the other
+// messages at once, neither waiting for the first nor taking its messages
+// (FOR UPDATE SKIP LOCKED).
+func TestClaimSkipsMessagesBeingClaimed(t *testing.T) {
+	s := teststore.Postgres(t)
+	for i := range 6 {
+		enqueueWelcome(t, s, fmt.Sprintf("skip:%d", i))
+	}
+	const lease = time.Minute
+	held := make(chan []store.OutboxMessage)
+	release := make(chan struct{})
+	txDone := make(chan error, 1)
+	go func() {
+		txDone <- s.InTx(t.Context(), func(tx store.Tx) error {
+			msgs, err := tx.ClaimOutbox(t.Context(), t0, lease, 2)
+			if err != nil {
+				close(held)
+				return err
+			}
+			held <- msgs
+			<-release
+			return nil
+		})
+	}()
+	first, ok := <-held
+	if !ok || len(first) != 2 {
+		t.Fatalf("first claim: %d messages, want 2 (%v)", len(first), <-txDone)
+	}
+	// A claim that waited for the first would hang until the first commits:
+	// give up long before the test's own timeout.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	second, err := s.ClaimOutbox(ctx, t0, lease, 10)
+	cancel()
+	close(release)
+	if err := <-txDone; err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatalf("second claim while the first is uncommitted: %v (it waited for the first's rows)", err)
+	}
+	if len(second) != 4 {
+		t.Errorf("second claim: %d messages, want the 4 others", len(second))
+	}
+	for _, m := range second {
+		for _, f := range first {
+			if m.ID == f.ID {
+				t.Errorf("message %s claimed by both", m.ID)
+			}
+		}
+	}
 }
