@@ -84,6 +84,12 @@ type Database struct {
 // Redis selects the short-lived store: Redis when URL is set, in-process
 // otherwise.
 type Redis struct {
+	// URL: empty keeps short-lived state in the process (one node);
+	// redis://[user:password@]host:6379/0 (rediss:// for TLS) one server;
+	// redis://[user:password@]sentinel1:26379/0?master_name=NAME&addr=sentinel2:26379
+	// Sentinel (the URL's credentials for the sentinels, the username and
+	// password parameters for Redis); redis://node1:6379?addr=node2:6379&addr=node3:6379
+	// Cluster (seed nodes). See idp/ephemeral/redis.Open.
 	URL    string `yaml:"url" secret:"true"`
 	Prefix string `yaml:"prefix"`
 }
