@@ -36,8 +36,16 @@ type Config struct {
 	Session   Session   `yaml:"session"`
 	Ephemeral Ephemeral `yaml:"ephemeral"`
 	Regulate  Regulate  `yaml:"regulate"`
+	Metrics   Metrics   `yaml:"metrics"`
 
 	Provisioning Provisioning `yaml:"provisioning"`
+}
+
+// Metrics is where Prometheus scrapes /metrics.
+type Metrics struct {
+	// Addr, when set, serves /metrics on this listener only (not on
+	// http.addr), e.g. a port the load balancer does not expose.
+	Addr string `yaml:"addr"`
 }
 
 // Session is the browser session.
@@ -78,6 +86,12 @@ type Database struct {
 // Redis selects the short-lived store: Redis when URL is set, in-process
 // otherwise.
 type Redis struct {
+	// URL: empty keeps short-lived state in the process (one node);
+	// redis://[user:password@]host:6379/0 (rediss:// for TLS) one server;
+	// redis://[user:password@]sentinel1:26379/0?master_name=NAME&addr=sentinel2:26379
+	// Sentinel (the URL's credentials for the sentinels, the username and
+	// password parameters for Redis); redis://node1:6379?addr=node2:6379&addr=node3:6379
+	// Cluster (seed nodes). See idp/ephemeral/redis.Open.
 	URL    string `yaml:"url" secret:"true"`
 	Prefix string `yaml:"prefix"`
 }
@@ -385,6 +399,13 @@ func (c Config) Validate() error {
 	}
 	if strings.TrimSpace(c.DataDir) == "" {
 		bad("data_dir", "must not be empty")
+	}
+	if c.Metrics.Addr != "" {
+		if _, port, err := net.SplitHostPort(c.Metrics.Addr); err != nil {
+			bad("metrics.addr", "%q must be host:port, e.g. 127.0.0.1:9090", c.Metrics.Addr)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			bad("metrics.addr", "%q has an invalid port", c.Metrics.Addr)
+		}
 	}
 	if _, port, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
 		bad("http.addr", "%q must be host:port, e.g. localhost:8080", c.HTTP.Addr)

@@ -76,7 +76,7 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sesame_http_requests_total",
 			Help: "HTTP requests by route and status code.",
-		}, []string{"route", "code"}),
+		}, []string{"route", "status"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sesame_http_request_duration_seconds",
 			Help:    "HTTP request latency by route.",
@@ -103,7 +103,7 @@ func withCommon(h http.Handler, log *slog.Logger, m *httpMetrics) http.Handler {
 		hdr.Set("X-Content-Type-Options", "nosniff")
 		hdr.Set("Referrer-Policy", "no-referrer")
 		hdr.Set("X-Frame-Options", "DENY")
-		r = r.WithContext(audit.WithRequestID(context.WithValue(r.Context(), requestIDKey, id), id))
+		r = r.WithContext(audit.WithUserSlot(audit.WithRequestID(context.WithValue(r.Context(), requestIDKey, id), id)))
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
 			if p := recover(); p != nil {
@@ -131,13 +131,17 @@ func withCommon(h http.Handler, log *slog.Logger, m *httpMetrics) http.Handler {
 				level = slog.LevelError
 			}
 			// The query string may carry codes and tokens: log the path only.
-			log.LogAttrs(r.Context(), level, "http request",
+			attrs := []slog.Attr{
 				slog.String("request_id", id),
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path),
 				slog.Int("status", status),
 				slog.Duration("duration", elapsed),
-			)
+			}
+			if u := audit.NotedUser(r.Context()); u != "" {
+				attrs = append(attrs, slog.String("user_id", u))
+			}
+			log.LogAttrs(r.Context(), level, "http request", attrs...)
 		}()
 		h.ServeHTTP(rec, r)
 	})

@@ -90,6 +90,12 @@ type Server struct {
 
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
+	// SeparateMetrics: /metrics is served on its own listener
+	// (metrics.addr), not by Handler.
+	SeparateMetrics bool
+	// AccountRequests feeds the account-request gauges (when nil, the
+	// store is asked whether it offers them).
+	AccountRequests AccountRequestCounter
 	// Checks are pinged by /readyz, in parallel, each within ReadyTimeout.
 	Checks       []Check
 	ReadyTimeout time.Duration
@@ -134,7 +140,11 @@ func (s *Server) Handler() (http.Handler, error) {
 	if s.SessionTTL <= 0 {
 		s.SessionTTL = 12 * time.Hour
 	}
-	s.Audit = &audit.Recorder{Store: s.Store, Logger: s.Logger, Now: s.Now}
+	signals := newSignals(s.Registry)
+	s.Audit = &audit.Recorder{Store: s.Store, Logger: s.Logger, Now: s.Now, Observe: signals.observe}
+	if s.Registry != nil {
+		s.Registry.MustRegister(newStateCollector(s))
+	}
 	s.Storage = &oidcstore.Storage{
 		Store:     s.Store,
 		Ephemeral: s.Ephemeral,
@@ -231,6 +241,7 @@ func (s *Server) Handler() (http.Handler, error) {
 		Issuer:  s.Issuer,
 		Logger:  s.Logger,
 		Now:     s.Now,
+		Audit:   s.Audit.Record,
 	}
 	if err := s.ensureAccountClient(); err != nil {
 		return nil, err
@@ -255,7 +266,7 @@ func (s *Server) Handler() (http.Handler, error) {
 	oidcMux.Handle("/revoke", withOAuthInput(provider, nil))
 	oidcMux.Handle("/authorize/callback", withNoStore(withErrorPage(s.Flow.Guard(provider), kit)))
 	handleMethods(oidcMux, "/end_session", withCSP(s.Login.EndSession()), http.MethodGet, http.MethodPost)
-	oidcMux.Handle(tokenPath, withTokenRules(withOAuthInput(withTokenClient(provider), offeredGrants)))
+	oidcMux.Handle(tokenPath, withTokenRules(withOAuthInput(withTokenClient(withTokenMetrics(provider, signals)), offeredGrants)))
 	oidcMux.Handle("/", withPageHeaders(pages, provider))
 
 	root := http.NewServeMux()
@@ -265,7 +276,9 @@ func (s *Server) Handler() (http.Handler, error) {
 		_, _ = w.Write([]byte("ok\n"))
 	}), http.MethodGet)
 	handleMethods(root, "/readyz", http.HandlerFunc(s.readyz), http.MethodGet)
-	handleMethods(root, "/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}), http.MethodGet)
+	if !s.SeparateMetrics && s.Registry != nil {
+		handleMethods(root, "/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}), http.MethodGet)
+	}
 	if prefix == "" {
 		root.Handle("/", oidcMux)
 	} else {

@@ -132,6 +132,10 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *app, 
 		a.store, a.migrate = db, db.Migrate
 	}
 
+	if err := a.checkSealKey(ctx); err != nil {
+		return a, err
+	}
+
 	if cfg.Redis.URL != "" {
 		r, err := eredis.Open(ctx, cfg.Redis.URL, cfg.Redis.Prefix, a.sealer)
 		if err != nil {
@@ -145,6 +149,28 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *app, 
 		})
 	}
 	return a, nil
+}
+
+// checkSealKey refuses a sealing key that does not open the database's
+// sealed rows: the signing keys, sealed since the first start, are the
+// canary. A node given another key than the others would otherwise start,
+// then fail requests one by one (or seal new secrets no other node can
+// open). A database not migrated yet has no signing keys: nothing to check.
+func (a *app) checkSealKey(ctx context.Context) error {
+	recs, err := a.store.ListSigningKeys(ctx)
+	if err != nil || len(recs) == 0 {
+		return nil
+	}
+	for _, r := range recs {
+		if r.State == store.KeyRetired {
+			continue
+		}
+		if _, err := a.sealer.Open(r.Sealed, []byte(r.ID)); err == nil {
+			return nil
+		}
+	}
+	return usagef("seal.key: this sealing key (id %s) does not open the data the database was sealed with "+
+		"(its signing keys): give every node the same key as the first one (seal.key or SESAME_SEAL_KEY_FILE)", a.sealer.CurrentKeyID())
 }
 
 func (a *app) close() {

@@ -63,7 +63,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var listenRE = regexp.MustCompile(`addr=(127\.0\.0\.1:\d+)`)
+var listenRE = regexp.MustCompile(`"?addr"?[=:]"?(127\.0\.0\.1:\d+)`)
 
 // startServe runs the binary in dir with a minimal environment and waits
 // for it to listen on a free loopback port.

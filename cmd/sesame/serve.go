@@ -8,8 +8,7 @@ import (
 	"net"
 	"net/http"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 func cmdServe(ctx context.Context, args []string, e env) error {
@@ -31,6 +30,13 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		return usagef("http.addr: cannot listen on %s: %v", cfg.HTTP.Addr, unwrapNetErr(err))
 	}
 	defer ln.Close()
+	var mln net.Listener
+	if cfg.Metrics.Addr != "" {
+		if mln, err = net.Listen("tcp", cfg.Metrics.Addr); err != nil {
+			return usagef("metrics.addr: cannot listen on %s: %v", cfg.Metrics.Addr, unwrapNetErr(err))
+		}
+		defer mln.Close()
+	}
 
 	a, err := openApp(ctx, cfg, log)
 	if err != nil {
@@ -43,11 +49,19 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		}
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := a.newRegistry()
 	srv, err := a.server(ctx, reg)
 	if err != nil {
 		return err
+	}
+	if mln != nil {
+		srv.SeparateMetrics = true
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		ms := &http.Server{Handler: mux, ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		go func() { _ = ms.Serve(mln) }()
+		defer ms.Close()
+		log.Info("metrics are served apart", "metrics_addr", mln.Addr().String())
 	}
 	worker, err := a.outbox(reg)
 	if err != nil {

@@ -55,6 +55,8 @@ type Handler struct {
 	Issuer  string
 	Logger  *slog.Logger
 	Now     func() time.Time
+	// Audit records events that change nothing (a step-up asked for).
+	Audit func(ctx context.Context, e store.AuditEvent)
 }
 
 func (h *Handler) now() time.Time {
@@ -155,6 +157,10 @@ func (h *Handler) sensitive(w http.ResponseWriter, r *http.Request) (*session.Se
 		return nil, store.User{}, err
 	}
 	if !h.Flow.Recent(s) {
+		if h.Audit != nil {
+			h.Audit(r.Context(), h.Flow.Event(r, store.AuditEvent{Type: "session.step_up", ActorID: u.ID, UserID: u.ID,
+				ClientID: ClientID, Details: map[string]string{"reason": "factor_window"}}))
+		}
 		if err := h.signIn(w, r, true); err != nil {
 			return nil, store.User{}, err
 		}

@@ -22,6 +22,8 @@ type Recorder struct {
 	Store  store.Store
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Observe, when set, sees every event Record is given (the metrics).
+	Observe func(store.AuditEvent)
 }
 
 // Record appends e, filling its id, time and request id. A failure is
@@ -29,6 +31,9 @@ type Recorder struct {
 // must be atomic with a change use Event and tx.AppendAuditEvent instead.
 func (r *Recorder) Record(ctx context.Context, e store.AuditEvent) {
 	e = r.Event(ctx, e)
+	if r.Observe != nil {
+		r.Observe(e)
+	}
 	if err := r.Store.AppendAuditEvent(ctx, e); err != nil {
 		r.Logger.Error("audit event not recorded", "type", e.Type, "err", err)
 	}
@@ -49,5 +54,6 @@ func (r *Recorder) Event(ctx context.Context, e store.AuditEvent) store.AuditEve
 	if e.RequestID == "" {
 		e.RequestID, _ = ctx.Value(ctxKey{}).(string)
 	}
+	NoteUser(ctx, e.UserID)
 	return e
 }

@@ -314,9 +314,10 @@ func (f *Flow) stepUp(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthR
 	}
 	f.Sessions.Browser(w, r)
 	browser := f.Sessions.BrowserHash(r)
-	details := map[string]string{"network": f.network(r)}
+	details := map[string]string{"network": f.network(r), "reason": "new_network"}
 	if !ACR(s.ACR).Satisfies(a.ACRValues) {
 		details["acr"] = string(Required(a.ACRValues))
+		details["reason"] = "acr"
 	}
 	f.audit(r, store.AuditEvent{Type: "session.step_up", ActorID: u.ID, UserID: u.ID, ClientID: a.ClientID, Details: details})
 	return f.gate(w, r, a, u, oidcstore.Flow{Browser: browser, UserID: u.ID, PasswordAt: s.AuthTime, StepUp: true, SessionID: s.ID})

@@ -102,16 +102,29 @@ type keyStore interface {
 
 var _ keyStore = store.Tx(nil)
 
+// keysLocker is offered by the stores whose transactions do not already
+// run one after the other (PostgreSQL): LockSigningKeys holds a lock until
+// the transaction ends.
+type keysLocker interface {
+	LockSigningKeys(ctx context.Context) error
+}
+
 // Manager manages the token-signing keys: one life cycle next → active →
 // retired per algorithm, shared by every node through the store, private
 // keys sealed there.
 //
 // A next key is published in the JWKS from its creation, so relying
 // parties know it before it signs anything; a retired key stays published
-// for RetainRetired, then is deleted. If two nodes race (first start, a
-// rotation), the outcome may hold two active or two next keys of one
-// algorithm: every node signs with the most recently activated one, and
-// the next rotation retires every active key.
+// for RetainRetired, then is deleted. Nodes that change the keys at the
+// same moment (first start, a rotation falling due) take turns: an
+// advisory lock on PostgreSQL (LockSigningKeys), the write lock on SQLite;
+// the later one finds the keys changed, lists them again, and has nothing
+// left to do. Every node reloads the keys each RefreshEvery (a minute), so
+// a rotation made by one is used by all within a minute; since the key it
+// activates was published as next for a whole rotation period, relying
+// parties know it before it signs anything. Should an outcome still hold
+// two active keys of one algorithm, every node signs with the most
+// recently activated one, and the next rotation retires both.
 //
 // The accessors (SigningKey, PublicKeys, JWKS, Version, Algorithms) read an
 // immutable snapshot through an atomic pointer: they never lock, decrypt
@@ -314,6 +327,13 @@ func (k *Manager) change(ctx context.Context, decide func(recs []store.SigningKe
 			return k.refresh(recs)
 		}
 		err = k.st.InTx(ctx, func(tx store.Tx) error {
+			// On PostgreSQL, the nodes take turns (an advisory lock); SQLite
+			// transactions already do (BEGIN IMMEDIATE).
+			if l, ok := tx.(keysLocker); ok {
+				if err := l.LockSigningKeys(ctx); err != nil {
+					return err
+				}
+			}
 			cur, err := tx.ListSigningKeys(ctx)
 			if err != nil {
 				return err

@@ -685,3 +685,47 @@ func BenchmarkRefreshUnchanged(b *testing.B) {
 		}
 	}
 }
+
+// TestKeysNodesRotatingTogetherOnPostgres: when a rotation falls due,
+// every node's RotateIfDue runs at once; the advisory lock makes them take
+// turns, so one rotation happens: one active and one next key per
+// algorithm, and every node signs with the key that was published as next.
+func TestKeysNodesRotatingTogetherOnPostgres(t *testing.T) {
+	e := &keysEnv{st: teststore.Postgres(t), sealer: newKeysSealer(t), clock: &keysClock{t: time.Unix(1700000000, 0).UTC()}}
+	nodes := []*Manager{e.node(t, "ES256"), e.node(t, "ES256"), e.node(t, "ES256"), e.node(t, "ES256")}
+	for _, n := range nodes {
+		mustLoad(t, n)
+	}
+	for round := range 5 {
+		next := stored(t, e.st, "ES256")[store.KeyNext][0].ID
+		for _, n := range nodes {
+			if !slices.Contains(jwksKIDs(t, n), next) {
+				t.Fatalf("round %d: next key %s not published before it signs", round, next)
+			}
+		}
+		e.clock.Advance(31 * 24 * time.Hour)
+		var wg sync.WaitGroup
+		errs := make([]error, len(nodes))
+		for i, n := range nodes {
+			wg.Go(func() { errs[i] = n.RotateIfDue(context.Background()) })
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: node %d: %v", round, i, err)
+			}
+		}
+		keys := stored(t, e.st, "ES256")
+		if len(keys[store.KeyActive]) != 1 || len(keys[store.KeyNext]) != 1 {
+			t.Fatalf("round %d: %d active and %d next keys, want one of each", round, len(keys[store.KeyActive]), len(keys[store.KeyNext]))
+		}
+		if keys[store.KeyActive][0].ID != next {
+			t.Fatalf("round %d: active key %s, want the published next key %s", round, keys[store.KeyActive][0].ID, next)
+		}
+		for i, n := range nodes {
+			if got := signingKID(t, n, "ES256"); got != next {
+				t.Fatalf("round %d: node %d signs with %s, want %s", round, i, got, next)
+			}
+		}
+	}
+}

@@ -332,3 +332,7 @@ func notFound(op string, err error) error {
 	}
 	return fmt.Errorf("ephemeral/redis: %s: %w", op, err)
 }
+
+// PoolStats returns the connection pool's statistics (summed over the
+// nodes of a Cluster), for the metrics.
+func (s *Store) PoolStats() *goredis.PoolStats { return s.client.PoolStats() }

@@ -118,3 +118,17 @@ func (q queries) MarkOutboxFailed(ctx context.Context, id string, nextAttempt ti
 	}
 	return nil
 }
+
+// OutboxBacklog counts the messages not sent yet (given-up ones excepted)
+// and returns the creation time of the oldest (zero when there is none),
+// for the metrics.
+func (db *DB) OutboxBacklog(ctx context.Context) (int, time.Time, error) {
+	const query = `SELECT count(*), min(created_at) FROM outbox WHERE sent_at IS NULL AND last_error NOT LIKE 'gave up%'`
+
+	var n int
+	var oldest time.Time
+	if err := db.pool.QueryRow(ctx, query).Scan(&n, (*timeCol)(&oldest)); err != nil {
+		return 0, time.Time{}, fmt.Errorf("outbox backlog: %w", mapErr(err))
+	}
+	return n, oldest, nil
+}

@@ -269,3 +269,24 @@ func (c *mapCol) Scan(src any) error {
 	*c = m
 	return nil
 }
+
+// PoolStat returns the connection pool's statistics, for the metrics.
+func (db *DB) PoolStat() *pgxpool.Stat { return db.pool.Stat() }
+
+// signingKeysLock is the advisory lock key of the signing keys (any
+// constant unique to them).
+const signingKeysLock = 0x5e5a3e_0001
+
+// LockSigningKeys holds a transaction-level advisory lock until the
+// transaction ends, so that the nodes changing the signing keys (a
+// rotation, the first start) do it one after the other: the second one
+// then sees the first one's keys and has nothing left to do. Outside a
+// transaction it is held for the statement only.
+func (q queries) LockSigningKeys(ctx context.Context) error {
+	const query = `SELECT pg_advisory_xact_lock($1)`
+
+	if _, err := q.q.Exec(ctx, query, int64(signingKeysLock)); err != nil {
+		return fmt.Errorf("lock signing keys: %w", mapErr(err))
+	}
+	return nil
+}
