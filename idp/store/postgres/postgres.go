@@ -40,7 +40,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	return &DB{queries: queries{q: pool}, pool: pool}, nil
+	return &DB{queries: queries{q: boundary{pool}}, pool: pool}, nil
 }
 
 // Close closes every connection of the pool.
@@ -52,7 +52,7 @@ func (db *DB) Close() error {
 // Ping reports whether the database answers.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("postgres: ping: %w", err)
+		return fmt.Errorf("postgres: ping: %w", classify(err))
 	}
 	return nil
 }
@@ -69,7 +69,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // The store.Tx must not be used by several goroutines at once, nor after fn
 // returns.
 func (db *DB) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
-	tx, err := db.pool.Begin(ctx)
+	tx, err := boundary{db.pool}.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: begin: %w", err)
 	}

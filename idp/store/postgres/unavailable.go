@@ -1,0 +1,102 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sesame-idp/sesame/idp/store"
+)
+
+// classify marks an error of the database itself with store.ErrUnavailable,
+// once, where every statement's error comes out (boundary): a refused or
+// broken connection, a timeout, a server shutting down or out of
+// resources. A statement's own failure (no rows, a constraint, a bad
+// query) is returned as is, for mapErr.
+func classify(err error) error {
+	switch {
+	case err == nil, errors.Is(err, pgx.ErrNoRows), errors.Is(err, store.ErrUnavailable):
+		return err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", // connection exception
+			"28", // invalid authorization (the server refused this node)
+			"40", // transaction rollback: serialization failure, deadlock
+			"53", // insufficient resources: too many connections, disk full
+			"55", // object not in prerequisite state: lock not available
+			"57", // operator intervention: admin shutdown, cannot connect now
+			"58": // system error
+			return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		}
+		return err
+	}
+	var scanErr pgx.ScanArgError
+	if errors.As(err, &scanErr) {
+		return err // a column that does not fit its Go value: a bug
+	}
+	// No answer from the server: dial refused, connection lost, the
+	// context's deadline.
+	return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+}
+
+// boundary is a querier whose errors go through classify: the pool, or a
+// transaction (then it is a pgx.Tx, which guarded tells apart).
+type boundary struct{ q querier }
+
+func (b boundary) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	tag, err := b.q.Exec(ctx, sql, args...)
+	return tag, classify(err)
+}
+
+func (b boundary) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	rows, err := b.q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return boundaryRows{rows}, nil
+}
+
+func (b boundary) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return boundaryRow{b.q.QueryRow(ctx, sql, args...)}
+}
+
+func (b boundary) Begin(ctx context.Context) (pgx.Tx, error) {
+	tx, err := b.q.Begin(ctx)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return boundaryTx{tx}, nil
+}
+
+// boundaryTx is a transaction (or savepoint) whose errors are classified.
+type boundaryTx struct{ pgx.Tx }
+
+func (t boundaryTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return boundary{t.Tx}.Exec(ctx, sql, args...)
+}
+
+func (t boundaryTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return boundary{t.Tx}.Query(ctx, sql, args...)
+}
+
+func (t boundaryTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return boundary{t.Tx}.QueryRow(ctx, sql, args...)
+}
+
+func (t boundaryTx) Begin(ctx context.Context) (pgx.Tx, error) { return boundary{t.Tx}.Begin(ctx) }
+
+func (t boundaryTx) Commit(ctx context.Context) error { return classify(t.Tx.Commit(ctx)) }
+
+type boundaryRow struct{ r pgx.Row }
+
+func (r boundaryRow) Scan(dest ...any) error { return classify(r.r.Scan(dest...)) }
+
+type boundaryRows struct{ pgx.Rows }
+
+func (r boundaryRows) Scan(dest ...any) error { return classify(r.Rows.Scan(dest...)) }
+func (r boundaryRows) Err() error             { return classify(r.Rows.Err()) }
