@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,25 @@ type Store struct {
 // redis://h:6379?addr=h:6379). Other options (dial_timeout, pool_size, …)
 // are go-redis's; an unknown one is an error.
 func Open(ctx context.Context, rawURL, prefix string, sealer *seal.Sealer) (*Store, error) {
+	return OpenWith(ctx, rawURL, prefix, sealer, Options{})
+}
+
+// DefaultTimeout bounds dialing, each read and write, and the wait for a
+// pooled connection (Options.Timeout).
+const DefaultTimeout = 2 * time.Second
+
+// Options tune OpenWith.
+type Options struct {
+	// Timeout is the dial, read, write and pool timeout of every
+	// connection, unless the URL sets its own (dial_timeout,
+	// read_timeout, write_timeout, pool_timeout): a Redis that does not
+	// answer fails the command with ephemeral.ErrUnavailable instead of
+	// holding the request. Zero is DefaultTimeout.
+	Timeout time.Duration
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, rawURL, prefix string, sealer *seal.Sealer, o Options) (*Store, error) {
 	if sealer == nil {
 		return nil, errors.New("ephemeral/redis: nil sealer")
 	}
@@ -47,6 +67,7 @@ func Open(ctx context.Context, rawURL, prefix string, sealer *seal.Sealer) (*Sto
 	if err != nil {
 		return nil, err
 	}
+	opts.setTimeouts(rawURL, cmp.Or(o.Timeout, DefaultTimeout))
 	s := NewFromClient(opts.newClient(), prefix, sealer)
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
@@ -79,6 +100,36 @@ func (o clientOptions) newClient() goredis.UniversalClient {
 		return goredis.NewFailoverClient(o.failover)
 	default:
 		return goredis.NewClient(o.simple)
+	}
+}
+
+// setTimeouts gives d to each timeout the URL does not set.
+func (o clientOptions) setTimeouts(rawURL string, d time.Duration) {
+	q := url.Values{}
+	if u, err := url.Parse(rawURL); err == nil {
+		q = u.Query()
+	}
+	set := func(name string, field *time.Duration) {
+		if !q.Has(name) {
+			*field = d
+		}
+	}
+	switch {
+	case o.cluster != nil:
+		set("dial_timeout", &o.cluster.DialTimeout)
+		set("read_timeout", &o.cluster.ReadTimeout)
+		set("write_timeout", &o.cluster.WriteTimeout)
+		set("pool_timeout", &o.cluster.PoolTimeout)
+	case o.failover != nil:
+		set("dial_timeout", &o.failover.DialTimeout)
+		set("read_timeout", &o.failover.ReadTimeout)
+		set("write_timeout", &o.failover.WriteTimeout)
+		set("pool_timeout", &o.failover.PoolTimeout)
+	case o.simple != nil:
+		set("dial_timeout", &o.simple.DialTimeout)
+		set("read_timeout", &o.simple.ReadTimeout)
+		set("write_timeout", &o.simple.WriteTimeout)
+		set("pool_timeout", &o.simple.PoolTimeout)
 	}
 }
 
