@@ -167,6 +167,40 @@ func TestDependencyErrorIsNoVerdict(t *testing.T) {
 				status, body := r.postForm("/oauth/token", url.Values{"grant_type": {"client_credentials"}})
 				wantUnavailableJSON(t, status, body, "client credentials")
 			})
+			for _, down := range []string{"GetClient", "CreateRefreshToken"} {
+				t.Run("token: code kept through a failed exchange ("+down+")", func(t *testing.T) {
+					defer fe.up()
+					code, verifier := r.signIn(newBrowser(t), "nurse", "correct horse battery")
+					fe.st.Down(down)
+					status, body := r.postForm("/oauth/token", url.Values{"grant_type": {"authorization_code"},
+						"code": {code}, "redirect_uri": {rpRedirect}, "code_verifier": {verifier}})
+					wantUnavailableJSON(t, status, body, "code exchange")
+					fe.up()
+					if _, _, err := r.exchange(code, verifier); err != nil {
+						t.Fatalf("the code after the outage: %v", err)
+					}
+					if _, _, err := r.exchange(code, verifier); err == nil {
+						t.Fatal("the code was accepted twice")
+					}
+				})
+			}
+			t.Run("refresh: token kept through a failed rotation", func(t *testing.T) {
+				defer fe.up()
+				code, verifier := r.signIn(newBrowser(t), "nurse", "correct horse battery")
+				tok, _, err := r.exchange(code, verifier)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fe.eph.Down("at:")
+				status, body := r.postForm("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
+				wantUnavailableJSON(t, status, body, "refresh")
+				fe.up()
+				status, body = r.postForm("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
+				if status != http.StatusOK {
+					t.Fatalf("the refresh token after the outage: %d %s (taken for a reuse?)", status, body)
+				}
+			})
+
 			// A fresh code (the one above may have been taken).
 			code, verifier = r.signIn(newBrowser(t), "nurse", "correct horse battery")
 			tok, _, err := r.exchange(code, verifier)
@@ -205,7 +239,7 @@ func TestDependencyErrorIsNoVerdict(t *testing.T) {
 			})
 			t.Run("refresh: rotation", func(t *testing.T) {
 				defer fe.up()
-				fe.st.Down("RotateRefreshToken")
+				fe.st.Down("InTx")
 				status, body := r.postForm("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
 				wantUnavailableJSON(t, status, body, "refresh")
 			})

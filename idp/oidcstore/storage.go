@@ -503,7 +503,9 @@ func (s *Storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 
 // CreateAccessAndRefreshTokens issues a new family (from a code) or rotates
 // the presented refresh token: a token that was already rotated revokes
-// its whole family.
+// its whole family. A rotation is committed only once its access token is
+// stored: when the ephemeral store fails, the presented token stays valid
+// and the client may try again.
 func (s *Storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
 	t, client, err := s.grantOf(ctx, req)
 	if err != nil {
@@ -530,20 +532,41 @@ func (s *Storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 		next.Scopes = rt.scopes()
 		// A refresh family never outlives the sign-in's lifetime.
 		next.ExpiresAt = rt.t.ExpiresAt
-		if err := s.Store.RotateRefreshToken(ctx, rt.t.ID, next); err != nil {
-			if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-				if err := s.refreshReused(ctx, rt.t); err != nil {
-					return "", "", time.Time{}, s.fail(ctx, err)
-				}
-				return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
+		t.Family, t.Scopes = next.Family, next.Scopes
+		err := s.Store.InTx(ctx, func(tx store.Tx) error {
+			if err := tx.RotateRefreshToken(ctx, rt.t.ID, next); err != nil {
+				return err
+			}
+			if err := s.checkSession(ctx, next.SessionID); err != nil {
+				return err
+			}
+			return s.storeAccessToken(ctx, &t, client.AccessTokenLifetime())
+		})
+		switch {
+		case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+			if err := s.refreshReused(ctx, rt.t); err != nil {
+				return "", "", time.Time{}, s.fail(ctx, err)
+			}
+			return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
+		case err != nil:
+			if t.ID != "" {
+				// Stored, but the rotation did not commit: never handed out.
+				_ = s.Ephemeral.Delete(ctx, keyAccessToken+t.ID)
 			}
 			return "", "", time.Time{}, s.fail(ctx, err)
 		}
-	} else {
-		next.Family = uuid.NewString()
-		if err := s.Store.CreateRefreshToken(ctx, next); err != nil {
+		// After the commit too: a logout that revoked the session's tokens
+		// in the durable store while this one was being written set its
+		// marker first (RevokeSession), so it is seen here.
+		if err := s.checkSession(ctx, next.SessionID); err != nil {
+			_ = s.revokeFamily(ctx, next.Family)
 			return "", "", time.Time{}, s.fail(ctx, err)
 		}
+		return t.ID, value, t.Expires, nil
+	}
+	next.Family = uuid.NewString()
+	if err := s.Store.CreateRefreshToken(ctx, next); err != nil {
+		return "", "", time.Time{}, s.fail(ctx, err)
 	}
 	// After storing the token: a logout that revoked the session's tokens
 	// in the durable store while this one was being written set its marker
@@ -556,7 +579,7 @@ func (s *Storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 	t.Scopes = next.Scopes
 	if err := s.storeAccessToken(ctx, &t, client.AccessTokenLifetime()); err != nil {
 		// The new refresh token is committed but its value never reaches
-		// the client: the family ends here, and the client signs in again.
+		// the client: the family ends here.
 		_ = s.revokeFamily(ctx, next.Family)
 		return "", "", time.Time{}, s.fail(ctx, err)
 	}
@@ -566,6 +589,25 @@ func (s *Storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 		}
 	}
 	return t.ID, value, t.Expires, nil
+}
+
+// ReleaseCode gives back a code whose exchange failed because a
+// dependency did (the code was taken, nothing was issued from it): it is
+// unused again, and the client may retry after the outage. A code that
+// came back meanwhile (compromised), or from which tokens were recorded,
+// stays as it is; so does one the ephemeral store cannot reach (then the
+// browser signs in again).
+func (s *Storage) ReleaseCode(ctx context.Context, code string) {
+	_, err := s.updateCode(ctx, hashKey(code), func(r *codeRecord) error {
+		if r.State != codeUsed || len(r.AccessTokens) > 0 || r.Family != "" {
+			return errCodeSpent
+		}
+		r.State = codeUnused
+		return nil
+	})
+	if err != nil && !errors.Is(err, errCodeSpent) && !errors.Is(err, errNoCode) {
+		s.Logger.Warn("release a code after a failed exchange", "err", err)
+	}
 }
 
 // refreshReused revokes a family whose rotated token came back. An error

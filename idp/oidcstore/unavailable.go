@@ -50,6 +50,12 @@ func (f *Faults) Err() error {
 	return f.err
 }
 
+// Faulted reports whether a dependency failure was noted in ctx's Faults.
+func Faulted(ctx context.Context) bool {
+	f, _ := ctx.Value(faultsKey{}).(*Faults)
+	return f != nil && f.Err() != nil
+}
+
 func (f *Faults) note(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
