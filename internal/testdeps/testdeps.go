@@ -115,12 +115,12 @@ func (r *Redis) Stop() {
 
 // Postgres is a private PostgreSQL cluster.
 type Postgres struct {
-	t      testing.TB
-	bin    string
-	dir    string
-	Port   int
-	cred   *syscall.Credential
-	logf   string
+	t       testing.TB
+	bin     string
+	dir     string
+	Port    int
+	cred    *syscall.Credential
+	logf    string
 	running bool
 }
 
