@@ -151,6 +151,16 @@ func TestDependencyErrorIsNoVerdict(t *testing.T) {
 				wantUnavailablePage(t, p, "GET /authorize with a session")
 			})
 
+			t.Run("end_session: client lookup", func(t *testing.T) {
+				defer fe.up()
+				b := newBrowser(t)
+				r.signIn(b, "nurse", "correct horse battery")
+				fe.st.Down("GetClient")
+				p := b.get(fe.issuer + "/end_session?" + url.Values{"client_id": {r.client.ID},
+					"post_logout_redirect_uri": {"http://localhost:9999/bye"}}.Encode())
+				wantUnavailablePage(t, p, "GET /end_session")
+			})
+
 			// Token endpoints.
 			b := newBrowser(t)
 			code, verifier := r.signIn(b, "nurse", "correct horse battery")
@@ -242,6 +252,12 @@ func TestDependencyErrorIsNoVerdict(t *testing.T) {
 				fe.st.Down("InTx")
 				status, body := r.postForm("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
 				wantUnavailableJSON(t, status, body, "refresh")
+			})
+			t.Run("revoke: access token", func(t *testing.T) {
+				defer fe.up()
+				fe.eph.Down("at:")
+				status, body := r.postForm("/revoke", url.Values{"token": {tok.AccessToken}, "token_type_hint": {"access_token"}})
+				wantUnavailableJSON(t, status, body, "revoke")
 			})
 			t.Run("revoke: refresh token", func(t *testing.T) {
 				defer fe.up()
