@@ -211,6 +211,17 @@ func TestDependencyErrorIsNoVerdict(t *testing.T) {
 				}
 			})
 
+			t.Run("token: a bug is a 500 without its text", func(t *testing.T) {
+				defer fe.up()
+				code, verifier := r.signIn(newBrowser(t), "nurse", "correct horse battery")
+				fe.st.Break("CreateRefreshToken")
+				status, body := r.postForm("/oauth/token", url.Values{"grant_type": {"authorization_code"},
+					"code": {code}, "redirect_uri": {rpRedirect}, "code_verifier": {verifier}})
+				if status != http.StatusInternalServerError || strings.Contains(body, faulty.Detail) || strings.Contains(body, "bug") {
+					t.Errorf("code exchange on a broken store: %d %s, want 500 without the error's text", status, body)
+				}
+			})
+
 			// A fresh code (the one above may have been taken).
 			code, verifier = r.signIn(newBrowser(t), "nurse", "correct horse battery")
 			tok, _, err := r.exchange(code, verifier)

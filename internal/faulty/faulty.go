@@ -20,12 +20,25 @@ const Detail = "dial tcp 127.0.0.1:1: connect: connection refused"
 // transaction, pass through (InTx itself fails when "InTx" is down).
 type Store struct {
 	store.Store
-	mu   sync.Mutex
-	down map[string]bool
+	mu     sync.Mutex
+	down   map[string]bool
+	broken map[string]bool
 }
 
 // NewStore wraps s.
-func NewStore(s store.Store) *Store { return &Store{Store: s, down: map[string]bool{}} }
+func NewStore(s store.Store) *Store {
+	return &Store{Store: s, down: map[string]bool{}, broken: map[string]bool{}}
+}
+
+// Break makes the named methods fail with an error that is not a
+// dependency failure (a bug: a 500 without its text) until Up.
+func (s *Store) Break(methods ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range methods {
+		s.broken[m] = true
+	}
+}
 
 // Down makes the named methods fail until Up.
 func (s *Store) Down(methods ...string) {
@@ -41,6 +54,7 @@ func (s *Store) Up() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.down)
+	clear(s.broken)
 }
 
 func (s *Store) fail(method string) error {
@@ -48,6 +62,9 @@ func (s *Store) fail(method string) error {
 	defer s.mu.Unlock()
 	if s.down[method] {
 		return fmt.Errorf("%s: %w: %s", method, store.ErrUnavailable, Detail)
+	}
+	if s.broken[method] {
+		return fmt.Errorf("%s: bug: %s", method, Detail)
 	}
 	return nil
 }
