@@ -6,10 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"github.com/google/uuid"
+	"golang.org/x/oauth2"
 
 	"github.com/sesame-idp/sesame/idp"
 	"github.com/sesame-idp/sesame/idp/ephemeral"
@@ -150,10 +155,12 @@ func (f *faultRun) userinfo(tok tokens, want ...string) {
 	f.expect("userinfo", status, body, want...)
 }
 
+// readyz is the status of /readyz (0 when it could not be asked; safe
+// from any goroutine).
 func (f *faultRun) readyz() int {
 	resp, err := http.Get(f.env.issuer + "/readyz")
 	if err != nil {
-		f.t.Fatal(err)
+		return 0
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
@@ -288,6 +295,7 @@ func TestFaultsRestartRedisThenPostgres(t *testing.T) {
 			t.Fatal("no code after the TOTP")
 		}
 
+		load, stop, results := f.startLoad(30)
 		rd.Stop()
 		if s := f.readyz(); s != http.StatusServiceUnavailable {
 			t.Errorf("/readyz with Redis down: %d, want 503", s)
@@ -309,6 +317,7 @@ func TestFaultsRestartRedisThenPostgres(t *testing.T) {
 
 		rd.Start() // empty: what Redis held is gone
 		f.waitReady("Redis")
+		upAt := time.Now()
 		// Logged out at most: the code and the sign-in in progress are
 		// gone, and so are the access tokens.
 		f.exchange(pendingCode, pendingVerifier, "refused")
@@ -334,6 +343,7 @@ func TestFaultsRestartRedisThenPostgres(t *testing.T) {
 			f.userinfo(tok, "ok")
 			held = append(held, f.refreshToken(tok, "ok"))
 		}
+		f.judgeLoad(f.stopLoad(load, stop, results, upAt), upAt, true)
 	})
 
 	t.Run("postgres", func(t *testing.T) {
@@ -350,6 +360,7 @@ func TestFaultsRestartRedisThenPostgres(t *testing.T) {
 		signedIn := newBrowser(t)
 		f.signIn(signedIn)
 
+		load, stop, results := f.startLoad(30)
 		pg.Stop()
 		if s := f.readyz(); s != http.StatusServiceUnavailable {
 			t.Errorf("/readyz with PostgreSQL down: %d, want 503", s)
@@ -372,6 +383,7 @@ func TestFaultsRestartRedisThenPostgres(t *testing.T) {
 
 		pg.Start()
 		f.waitReady("PostgreSQL")
+		upAt := time.Now()
 		// Nothing was refused for good: the code, the challenge, the
 		// tokens work now.
 		f.exchange(pendingCode, pendingVerifier, "ok")
@@ -384,6 +396,7 @@ func TestFaultsRestartRedisThenPostgres(t *testing.T) {
 			held[i] = f.refreshToken(tok, "ok")
 		}
 		f.durable("PostgreSQL back")
+		f.judgeLoad(f.stopLoad(load, stop, results, upAt), upAt, false)
 		for range 3 {
 			tok := f.signIn(newBrowser(t))
 			f.userinfo(tok, "ok")
@@ -394,4 +407,194 @@ func TestFaultsRestartRedisThenPostgres(t *testing.T) {
 		f.singleUse("after the PostgreSQL restart")
 		f.refreshToken(firstRefresh, "refused")
 	})
+}
+
+// startLoad creates n users and starts the background flows on them.
+func (f *faultRun) startLoad(n int) (load chan flowResult, stop chan struct{}, results *[]flowResult) {
+	users := make([]string, n)
+	for i := range users {
+		users[i] = f.nextUser()
+	}
+	load, stop, results = make(chan flowResult, n), make(chan struct{}), &[]flowResult{}
+	go f.loadFlows(users, stop, load)
+	return load, stop, results
+}
+
+// stopLoad lets the background flows go on until two of them have begun
+// after upAt (or the users ran out), stops them and returns every result.
+func (f *faultRun) stopLoad(load chan flowResult, stop chan struct{}, results *[]flowResult, upAt time.Time) []flowResult {
+	after := 0
+	for r := range load {
+		*results = append(*results, r)
+		if r.start.After(upAt) {
+			if after++; after == 2 {
+				close(stop)
+				for r := range load {
+					*results = append(*results, r)
+				}
+				return *results
+			}
+		}
+	}
+	close(stop)
+	return *results
+}
+
+// flowResult is one sign-in of the background load: when it began, and
+// the step at which it stopped with its verdict ("ok" when it went
+// through).
+type flowResult struct {
+	start   time.Time
+	step    string
+	verdict string
+}
+
+// loadFlows runs whole flows (authorize, password, TOTP, exchange,
+// userinfo, refresh) one after the other, each with one of users, until
+// stop is closed or the users run out; after a failed flow it waits for
+// /readyz before the next. It never fails the test itself:
+// the results are judged by judgeLoad.
+func (f *faultRun) loadFlows(users []string, stop <-chan struct{}, out chan<- flowResult) {
+	defer close(out)
+	for _, u := range users {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		start := time.Now()
+		step, v := f.oneFlow(u)
+		out <- flowResult{start: start, step: step, verdict: v}
+		if v != "ok" {
+			// One flow per outage is enough: the next begins once Sésame
+			// is ready again (or when told to stop).
+			for f.readyz() != http.StatusOK {
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond): // polling a readiness condition
+				}
+			}
+		}
+	}
+}
+
+// oneFlow runs one whole flow without failing the test.
+func (f *faultRun) oneFlow(username string) (step, v string) {
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 20 * time.Second,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if strings.HasPrefix(req.URL.String(), "http://localhost:9999/") {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		}}
+	do := func(req *http.Request) (page, error) {
+		resp, err := c.Do(req)
+		if err != nil {
+			return page{}, err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return page{status: resp.StatusCode, url: resp.Request.URL, body: string(body), header: resp.Header}, nil
+	}
+	post := func(u string, form url.Values, basic bool) (page, error) {
+		req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if basic {
+			req.SetBasicAuth(url.QueryEscape(f.rp.client.ID), url.QueryEscape(f.rp.secret))
+		}
+		return do(req)
+	}
+	// check judges one step: "" to go on.
+	check := func(name string, p page, err error, ok func(page) bool) string {
+		step = name
+		switch {
+		case err != nil:
+			return "transport: " + err.Error()
+		case p.status >= 400:
+			return verdict(p.status, p.body)
+		case !ok(p):
+			return fmt.Sprintf("unexpected %d at %s", p.status, p.url)
+		}
+		return ""
+	}
+	state, verifier := uuid.NewString(), oauth2.GenerateVerifier()
+	req, _ := http.NewRequest(http.MethodGet, f.rp.conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), gooidc.Nonce("n-"+state)), nil)
+	p, err := do(req)
+	if v := check("authorize", p, err, func(p page) bool { return p.has("login") }); v != "" {
+		return step, v
+	}
+	action, vals := p.form(f.t, "login")
+	vals.Set("username", username)
+	vals.Set("password", faultPassword)
+	p, err = post(action, vals, false)
+	if v := check("password", p, err, func(p page) bool { return p.has("mfa") }); v != "" {
+		return step, v
+	}
+	action, vals = p.form(f.t, "mfa")
+	vals.Set("code", f.env.nextCode(username))
+	p, err = post(action, vals, false)
+	var code string
+	if v := check("totp", p, err, func(p page) bool {
+		loc, _ := url.Parse(p.header.Get("Location"))
+		code = loc.Query().Get("code")
+		return code != ""
+	}); v != "" {
+		return step, v
+	}
+	p, err = post(f.env.issuer+"/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {code},
+		"redirect_uri": {rpRedirect}, "code_verifier": {verifier}}, true)
+	var tok struct {
+		Access  string `json:"access_token"`
+		Refresh string `json:"refresh_token"`
+	}
+	if v := check("exchange", p, err, func(p page) bool { return json.Unmarshal([]byte(p.body), &tok) == nil && tok.Refresh != "" }); v != "" {
+		return step, v
+	}
+	req, _ = http.NewRequest(http.MethodGet, f.env.issuer+"/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.Access)
+	p, err = do(req)
+	if v := check("userinfo", p, err, func(p page) bool { return strings.Contains(p.body, `"sub"`) }); v != "" {
+		return step, v
+	}
+	p, err = post(f.env.issuer+"/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.Refresh}}, true)
+	if v := check("refresh", p, err, func(p page) bool { return strings.Contains(p.body, "refresh_token") }); v != "" {
+		return step, v
+	}
+	return "done", "ok"
+}
+
+// judgeLoad checks the background flows of one outage: every answer a
+// success or a 503 (a refusal only for a flow that began before Redis came
+// back empty, when lostOnRestart), and every flow begun once Sésame was
+// ready again went through.
+func (f *faultRun) judgeLoad(results []flowResult, upAt time.Time, lostOnRestart bool) {
+	f.t.Helper()
+	var during, after, refusedBefore int
+	for _, r := range results {
+		began := "during the outage"
+		if r.start.After(upAt) {
+			began = "after the recovery"
+		}
+		switch {
+		case r.start.After(upAt) && r.verdict != "ok":
+			f.t.Errorf("a flow begun after the recovery failed at %s: %s", r.step, r.verdict)
+		case r.verdict == "ok", r.verdict == "unavailable":
+		case lostOnRestart && strings.HasPrefix(r.verdict, "4"):
+			refusedBefore++ // its sign-in, code or token was in the Redis that restarted empty
+		default:
+			f.t.Errorf("a flow begun %s failed at %s: %s", began, r.step, r.verdict)
+		}
+		if r.start.After(upAt) {
+			after++
+		} else if r.verdict == "unavailable" {
+			during++
+		}
+	}
+	f.t.Logf("background flows: %d in all, %d met the outage (503), %d lost with Redis, %d begun after the recovery",
+		len(results), during, refusedBefore, after)
+	if after == 0 {
+		f.t.Error("no background flow ran after the recovery")
+	}
 }
