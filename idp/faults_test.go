@@ -132,6 +132,17 @@ func TestDependencyErrorIsNoVerdict(t *testing.T) {
 				fe.st.Down("GetUser")
 				wantUnavailablePage(t, b.get(p.url.String()), "GET /mfa/challenge")
 			})
+			t.Run("challenge: flow state", func(t *testing.T) {
+				defer fe.up()
+				b := newBrowser(t)
+				p, _, _ := r.authorize(b)
+				p = submitLogin(t, b, p, "nurse", "correct horse battery")
+				action, vals := p.form(t, "mfa")
+				vals.Set("code", fe.nextCode("nurse"))
+				fe.eph.Down("ar:")
+				wantUnavailablePage(t, b.get(p.url.String()), "GET /mfa/challenge")
+				wantUnavailablePage(t, b.post(action, vals), "POST the TOTP code")
+			})
 			t.Run("challenge: totp step", func(t *testing.T) {
 				defer fe.up()
 				b := newBrowser(t)
