@@ -81,6 +81,10 @@ type HTTP struct {
 type Database struct {
 	URL         string `yaml:"url" secret:"true"`
 	AutoMigrate bool   `yaml:"auto_migrate"`
+	// Timeout bounds connecting to PostgreSQL and each statement (with
+	// waiting for a connection of the pool): past it the request fails
+	// fast with a 503 instead of hanging.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Redis selects the short-lived store: Redis when URL is set, in-process
@@ -94,6 +98,10 @@ type Redis struct {
 	// Cluster (seed nodes). See idp/ephemeral/redis.Open.
 	URL    string `yaml:"url" secret:"true"`
 	Prefix string `yaml:"prefix"`
+	// Timeout bounds dialing Redis, each command's read and write, and
+	// waiting for a connection of the pool, unless the URL sets them
+	// (dial_timeout, read_timeout, write_timeout, pool_timeout).
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Seal holds the key that seals TOTP secrets, private keys and ephemeral
@@ -187,8 +195,8 @@ func Default() Config {
 			IdleTimeout:       120 * time.Second,
 			ShutdownTimeout:   15 * time.Second,
 		},
-		Database:  Database{AutoMigrate: true},
-		Redis:     Redis{Prefix: "sesame:"},
+		Database:  Database{AutoMigrate: true, Timeout: 5 * time.Second},
+		Redis:     Redis{Prefix: "sesame:", Timeout: 2 * time.Second},
 		SMTP:      SMTP{Port: 587, TLS: "starttls", From: "Sésame <no-reply@localhost>"},
 		SMS:       SMS{MaxPerHour: 1000},
 		Log:       Log{Format: "text", Level: "info"},
@@ -419,6 +427,8 @@ func (c Config) Validate() error {
 		"http.idle_timeout":        c.HTTP.IdleTimeout,
 		"http.shutdown_timeout":    c.HTTP.ShutdownTimeout,
 		"session.factor_window":    c.Session.FactorWindow,
+		"database.timeout":         c.Database.Timeout,
+		"redis.timeout":            c.Redis.Timeout,
 		"session.lifetime":         c.Session.Lifetime,
 	} {
 		if d <= 0 {

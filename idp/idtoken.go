@@ -10,6 +10,8 @@ import (
 	httphelper "github.com/zitadel/oidc/v3/pkg/http"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/sesame-idp/sesame/idp/oidcstore"
 )
 
 // tokenPath is the token endpoint below the issuer.
@@ -52,16 +54,18 @@ func (s *Server) codeExchange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	authReq, client, err := op.ValidateAccessTokenRequest(r.Context(), req, ex)
-	if err != nil {
-		op.RequestError(w, r, err, nil)
-		return
+	if err == nil {
+		var resp *oidc.AccessTokenResponse
+		if resp, err = s.tokenResponse(r.Context(), authReq, client, req.Code, ""); err == nil {
+			httphelper.MarshalJSON(w, resp)
+			return
+		}
 	}
-	resp, err := s.tokenResponse(r.Context(), authReq, client, req.Code, "")
-	if err != nil {
-		op.RequestError(w, r, err, nil)
-		return
+	if oidcstore.IsUnavailable(err) || oidcstore.Faulted(r.Context()) {
+		// Not the client's fault: the code may be exchanged again.
+		s.Storage.ReleaseCode(r.Context(), req.Code)
 	}
-	httphelper.MarshalJSON(w, resp)
+	op.RequestError(w, r, err, nil)
 }
 
 // refreshExchange is op.RefreshTokenExchange with our token response.

@@ -260,14 +260,17 @@ func (s *Server) Handler() (http.Handler, error) {
 	oidcMux := http.NewServeMux()
 	handleMethods(oidcMux, "/.well-known/openid-configuration", http.HandlerFunc(s.serveDiscovery), http.MethodGet)
 	handleMethods(oidcMux, "/keys", http.HandlerFunc(s.serveJWKS), http.MethodGet)
-	handleMethods(oidcMux, "/authorize", withErrorPage(requireClient(withAuthorizeRules(withRequestLimit(provider, s.Flow), s, kit), kit), kit), http.MethodGet, http.MethodPost)
-	oidcMux.Handle("/oauth/introspect", withNoStore(withOAuthInput(withJSONError(provider, "invalid_client", basicChallenge), nil)))
-	oidcMux.Handle("/userinfo", withNoStore(withOAuthInput(withJSONError(provider, "invalid_token", `Bearer error="invalid_token"`), nil)))
-	oidcMux.Handle("/revoke", withOAuthInput(provider, nil))
-	oidcMux.Handle("/authorize/callback", withNoStore(withErrorPage(s.Flow.Guard(provider), kit)))
+	// withFaults: a dependency failure met by the provider is a 503.
+	pageFaults := func(h http.Handler) http.Handler { return withFaults(h, kit, s.Logger, true) }
+	apiFaults := func(h http.Handler) http.Handler { return withFaults(h, kit, s.Logger, false) }
+	handleMethods(oidcMux, "/authorize", pageFaults(withErrorPage(requireClient(withAuthorizeRules(withRequestLimit(provider, s.Flow), s, kit), kit), kit)), http.MethodGet, http.MethodPost)
+	oidcMux.Handle("/oauth/introspect", withNoStore(apiFaults(withOAuthInput(withJSONError(provider, "invalid_client", basicChallenge), nil))))
+	oidcMux.Handle("/userinfo", withNoStore(apiFaults(withOAuthInput(withJSONError(provider, "invalid_token", `Bearer error="invalid_token"`), nil))))
+	oidcMux.Handle("/revoke", apiFaults(withOAuthInput(provider, nil)))
+	oidcMux.Handle("/authorize/callback", withNoStore(pageFaults(withErrorPage(s.Flow.Guard(provider), kit))))
 	handleMethods(oidcMux, "/end_session", withCSP(s.Login.EndSession()), http.MethodGet, http.MethodPost)
-	oidcMux.Handle(tokenPath, withTokenRules(withOAuthInput(withTokenClient(withTokenMetrics(provider, signals)), offeredGrants)))
-	oidcMux.Handle("/", withPageHeaders(pages, provider))
+	oidcMux.Handle(tokenPath, withTokenRules(apiFaults(withOAuthInput(withTokenClient(withTokenMetrics(provider, signals)), offeredGrants))))
+	oidcMux.Handle("/", withPageHeaders(pages, apiFaults(provider)))
 
 	root := http.NewServeMux()
 	handleMethods(root, "/healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -2,7 +2,9 @@
 # Starts (installing with apt-get if absent) what the full test suite needs on
 # loopback: PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379, and Debian's
 # chromium for the browser tests. Then prints, or exports when sourced, the
-# test variables:
+# test variables. (The fault tests start private servers from the same
+# packages' binaries: redis-server, and initdb/pg_ctl from
+# /usr/lib/postgresql/*/bin, run as the postgres user under root.)
 #
 #   eval "$(scripts/test-services.sh)"     # in a developer's shell
 #   source scripts/test-services.sh        # from .ci/run

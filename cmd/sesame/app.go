@@ -73,7 +73,7 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *app, 
 	if cfg.Database.URL != "" {
 		pctx, cancel := context.WithTimeout(ctx, connectTimeout)
 		defer cancel()
-		db, err := postgres.Open(pctx, cfg.Database.URL)
+		db, err := postgres.OpenWith(pctx, cfg.Database.URL, postgres.Options{Timeout: cfg.Database.Timeout})
 		if err == nil {
 			a.store = db
 			err = db.Ping(pctx)
@@ -137,7 +137,7 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger) (a *app, 
 	}
 
 	if cfg.Redis.URL != "" {
-		r, err := eredis.Open(ctx, cfg.Redis.URL, cfg.Redis.Prefix, a.sealer)
+		r, err := eredis.OpenWith(ctx, cfg.Redis.URL, cfg.Redis.Prefix, a.sealer, eredis.Options{Timeout: cfg.Redis.Timeout})
 		if err != nil {
 			return a, usagef("redis.url: %v", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -68,7 +69,23 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	srv.Notify = worker.Poke
-	go worker.Run(ctx)
+	// At the stop the worker is drained (it stops between messages) and
+	// waited for, up to http.shutdown_timeout, before the store closes.
+	workerCtx, killWorker := context.WithCancel(context.WithoutCancel(ctx))
+	workerDone := make(chan struct{})
+	go func() { defer close(workerDone); worker.Run(workerCtx) }()
+	defer func() {
+		worker.Drain()
+		t := time.NewTimer(cfg.HTTP.ShutdownTimeout)
+		defer t.Stop()
+		select {
+		case <-workerDone:
+		case <-t.C:
+			log.Warn("outbox worker still sending at the end of the shutdown timeout: interrupted")
+		}
+		killWorker()
+		<-workerDone
+	}()
 	if err := a.firstStart(ctx, e); err != nil {
 		return err
 	}
@@ -99,11 +116,14 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
+	// In-flight requests finish (their context is not the signal's), up
+	// to http.shutdown_timeout.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	log.Info("stopped")
 	return nil
 }
 

@@ -56,7 +56,7 @@ type Handler struct {
 	Logger  *slog.Logger
 	Now     func() time.Time
 	// Audit records events that change nothing (a step-up asked for).
-	Audit func(ctx context.Context, e store.AuditEvent)
+	Audit func(ctx context.Context, e store.AuditEvent) error
 }
 
 func (h *Handler) now() time.Time {
@@ -158,8 +158,10 @@ func (h *Handler) sensitive(w http.ResponseWriter, r *http.Request) (*session.Se
 	}
 	if !h.Flow.Recent(s) {
 		if h.Audit != nil {
-			h.Audit(r.Context(), h.Flow.Event(r, store.AuditEvent{Type: "session.step_up", ActorID: u.ID, UserID: u.ID,
-				ClientID: ClientID, Details: map[string]string{"reason": "factor_window"}}))
+			if err := h.Audit(r.Context(), h.Flow.Event(r, store.AuditEvent{Type: "session.step_up", ActorID: u.ID, UserID: u.ID,
+				ClientID: ClientID, Details: map[string]string{"reason": "factor_window"}})); err != nil {
+				return nil, store.User{}, web.Unavailable(err)
+			}
 		}
 		if err := h.signIn(w, r, true); err != nil {
 			return nil, store.User{}, err

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -27,16 +28,19 @@ type Recorder struct {
 }
 
 // Record appends e, filling its id, time and request id. A failure is
-// logged, never returned: auditing must not break a sign-in. Writes that
-// must be atomic with a change use Event and tx.AppendAuditEvent instead.
-func (r *Recorder) Record(ctx context.Context, e store.AuditEvent) {
+// logged and returned: the action the event records must then fail (a
+// 503), so that nothing happens unaudited. Writes that must be atomic
+// with a change use Event and tx.AppendAuditEvent instead.
+func (r *Recorder) Record(ctx context.Context, e store.AuditEvent) error {
 	e = r.Event(ctx, e)
 	if r.Observe != nil {
 		r.Observe(e)
 	}
 	if err := r.Store.AppendAuditEvent(ctx, e); err != nil {
-		r.Logger.Error("audit event not recorded", "type", e.Type, "err", err)
+		r.Logger.Error("audit event not recorded", "type", e.Type, "err", err, "request_id", e.RequestID)
+		return fmt.Errorf("audit %s: %w", e.Type, err)
 	}
+	return nil
 }
 
 // Event fills e's id, time and request id.

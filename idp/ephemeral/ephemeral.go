@@ -20,6 +20,11 @@ var (
 	ErrNotFound = errors.New("ephemeral: not found")
 	// ErrExists: PutNew found the key already set.
 	ErrExists = errors.New("ephemeral: key exists")
+	// ErrUnavailable marks a failure of the store itself (Redis
+	// unreachable, loading, timed out): never a verdict about the key.
+	// Implementations wrap such errors with it; callers answer 503 and
+	// never "expired" or "invalid".
+	ErrUnavailable = errors.New("ephemeral: unavailable")
 )
 
 // Store holds values with a time to live.

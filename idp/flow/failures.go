@@ -127,13 +127,17 @@ func (f *Flow) Failed(w http.ResponseWriter, r *http.Request, st *State, method 
 	if err != nil {
 		return err
 	}
-	f.audit(r, store.AuditEvent{Type: "mfa.failed", UserID: st.User.ID, ClientID: st.A.ClientID,
-		Details: map[string]string{"method": method, "failures": strconv.Itoa(c.Wrong)}})
+	if err := f.audit(r, store.AuditEvent{Type: "mfa.failed", UserID: st.User.ID, ClientID: st.A.ClientID,
+		Details: map[string]string{"method": method, "failures": strconv.Itoa(c.Wrong)}}); err != nil {
+		return web.Unavailable(err)
+	}
 	if c.Wrong < f.maxFailures() {
 		return nil
 	}
 	if c.Wrong == f.maxFailures() {
-		f.audit(r, store.AuditEvent{Type: "mfa.challenge_voided", UserID: st.User.ID, ClientID: st.A.ClientID})
+		if err := f.audit(r, store.AuditEvent{Type: "mfa.challenge_voided", UserID: st.User.ID, ClientID: st.A.ClientID}); err != nil {
+			return web.Unavailable(err)
+		}
 	}
 	return f.void(w, r, st)
 }

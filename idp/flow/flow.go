@@ -69,7 +69,7 @@ type Flow struct {
 	Passkeys func() bool
 	Logger   *slog.Logger
 	Now      func() time.Time
-	Audit    func(ctx context.Context, e store.AuditEvent)
+	Audit    func(ctx context.Context, e store.AuditEvent) error
 }
 
 // State is a flow past the password, loaded for a page.
@@ -123,10 +123,12 @@ func (f *Flow) Event(r *http.Request, e store.AuditEvent) store.AuditEvent {
 	return e
 }
 
-func (f *Flow) audit(r *http.Request, e store.AuditEvent) {
+// audit records e; an error fails the action it records.
+func (f *Flow) audit(r *http.Request, e store.AuditEvent) error {
 	if f.Audit != nil {
-		f.Audit(r.Context(), f.Event(r, e))
+		return f.Audit(r.Context(), f.Event(r, e))
 	}
+	return nil
 }
 
 // URL is a step's page for a flow, with extra query pairs.
@@ -319,7 +321,9 @@ func (f *Flow) stepUp(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthR
 		details["acr"] = string(Required(a.ACRValues))
 		details["reason"] = "acr"
 	}
-	f.audit(r, store.AuditEvent{Type: "session.step_up", ActorID: u.ID, UserID: u.ID, ClientID: a.ClientID, Details: details})
+	if err := f.audit(r, store.AuditEvent{Type: "session.step_up", ActorID: u.ID, UserID: u.ID, ClientID: a.ClientID, Details: details}); err != nil {
+		return web.Unavailable(err)
+	}
 	return f.gate(w, r, a, u, oidcstore.Flow{Browser: browser, UserID: u.ID, PasswordAt: s.AuthTime, StepUp: true, SessionID: s.ID})
 }
 
@@ -361,14 +365,18 @@ func (f *Flow) gate(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthReq
 		start.Step = string(StepChallenge)
 	case f.now().Before(u.MFAGraceUntil):
 		if Required(a.ACRValues) != ACRNone {
-			f.audit(r, store.AuditEvent{Type: "login.acr_unmet", UserID: u.ID, ClientID: a.ClientID})
+			if err := f.audit(r, store.AuditEvent{Type: "login.acr_unmet", UserID: u.ID, ClientID: a.ClientID}); err != nil {
+				return web.Unavailable(err)
+			}
 			f.authError(w, r, a, &oidc.Error{ErrorType: "unmet_authentication_requirements",
 				Description: "this account has no second factor yet"})
 			return nil
 		}
 		// An administrator granted this account a dated grace period.
-		f.audit(r, store.AuditEvent{Type: "mfa.grace_used", ActorID: u.ID, UserID: u.ID, ClientID: a.ClientID,
-			Details: map[string]string{"until": u.MFAGraceUntil.Format(time.RFC3339)}})
+		if err := f.audit(r, store.AuditEvent{Type: "mfa.grace_used", ActorID: u.ID, UserID: u.ID, ClientID: a.ClientID,
+			Details: map[string]string{"until": u.MFAGraceUntil.Format(time.RFC3339)}}); err != nil {
+			return web.Unavailable(err)
+		}
 		return f.finish(w, r, a, u, begin)
 	default:
 		start.Step = string(StepEnroll)
@@ -622,8 +630,10 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthR
 	if _, err := f.Sessions.Start(w, r, s); err != nil {
 		return web.Unavailable(err)
 	}
-	f.audit(r, store.AuditEvent{Type: "login.succeeded", ActorID: u.ID, UserID: u.ID, ClientID: a.ClientID,
-		Details: map[string]string{"amr": joinSpace(s.AMR)}})
+	if err := f.audit(r, store.AuditEvent{Type: "login.succeeded", ActorID: u.ID, UserID: u.ID, ClientID: a.ClientID,
+		Details: map[string]string{"amr": joinSpace(s.AMR)}}); err != nil {
+		return web.Unavailable(err)
+	}
 	f.toCallback(w, r, a)
 	return nil
 }

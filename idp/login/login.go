@@ -41,7 +41,7 @@ type Handler struct {
 	Issuer   string
 	Logger   *slog.Logger
 	Now      func() time.Time
-	Audit    func(ctx context.Context, e store.AuditEvent)
+	Audit    func(ctx context.Context, e store.AuditEvent) error
 }
 
 func (h *Handler) now() time.Time {
@@ -51,10 +51,12 @@ func (h *Handler) now() time.Time {
 	return time.Now().UTC()
 }
 
-func (h *Handler) audit(r *http.Request, e store.AuditEvent) {
+// audit records e; an error fails the action it records.
+func (h *Handler) audit(r *http.Request, e store.AuditEvent) error {
 	if h.Audit != nil {
-		h.Audit(r.Context(), h.Flow.Event(r, e))
+		return h.Audit(r.Context(), h.Flow.Event(r, e))
 	}
+	return nil
 }
 
 // Routes mounts the handler's pages on mux.
@@ -120,8 +122,10 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) error {
 	if v, err := h.Regulator.Check(r.Context(), att); err != nil {
 		return web.Unavailable(err)
 	} else if !v.Allowed {
-		h.audit(r, store.AuditEvent{Type: "login.throttled", ClientID: a.ClientID,
-			Details: map[string]string{"username": att.Account, "reason": string(v.Reason)}})
+		if err := h.audit(r, store.AuditEvent{Type: "login.throttled", ClientID: a.ClientID,
+			Details: map[string]string{"username": att.Account, "reason": string(v.Reason)}}); err != nil {
+			return web.Unavailable(err)
+		}
 		w.Header().Set("Retry-After", strconv.Itoa(v.RetryAfterSeconds()))
 		lang := h.Web.Lang(w, r, a.UILocales, "")
 		return h.renderLoginWith(w, r, a, http.StatusTooManyRequests, username, "error.throttled_wait", web.FormatWait(lang, v.RetryAfter))
@@ -155,7 +159,9 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) error {
 		if err := h.Regulator.Fail(r.Context(), att); err != nil {
 			return web.Unavailable(err)
 		}
-		h.audit(r, store.AuditEvent{Type: "login.failed", UserID: u.ID, ClientID: a.ClientID, Details: map[string]string{"reason": "unknown_or_inactive"}})
+		if err := h.audit(r, store.AuditEvent{Type: "login.failed", UserID: u.ID, ClientID: a.ClientID, Details: map[string]string{"reason": "unknown_or_inactive"}}); err != nil {
+			return web.Unavailable(err)
+		}
 		return h.renderLogin(w, r, a, http.StatusUnauthorized, username, "error.credentials")
 	}
 	ok, rehash, err := h.Passwords.Verify(phc, password)
@@ -166,7 +172,9 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) error {
 		if err := h.Regulator.Fail(r.Context(), att); err != nil {
 			return web.Unavailable(err)
 		}
-		h.audit(r, store.AuditEvent{Type: "login.failed", UserID: u.ID, ClientID: a.ClientID, Details: map[string]string{"reason": "password"}})
+		if err := h.audit(r, store.AuditEvent{Type: "login.failed", UserID: u.ID, ClientID: a.ClientID, Details: map[string]string{"reason": "password"}}); err != nil {
+			return web.Unavailable(err)
+		}
 		return h.renderLogin(w, r, a, http.StatusUnauthorized, username, "error.credentials")
 	}
 	att.Device = h.Sessions.RememberDevice(w, r)
@@ -178,7 +186,9 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) error {
 			_ = h.Store.SetPassword(r.Context(), u.ID, phc, h.now())
 		}
 	}
-	h.audit(r, store.AuditEvent{Type: "login.password_ok", ActorID: u.ID, UserID: u.ID, ClientID: a.ClientID})
+	if err := h.audit(r, store.AuditEvent{Type: "login.password_ok", ActorID: u.ID, UserID: u.ID, ClientID: a.ClientID}); err != nil {
+		return web.Unavailable(err)
+	}
 	return h.Flow.PasswordOK(w, r, a, u)
 }
 
@@ -215,6 +225,9 @@ func (h *Handler) EndSession() http.Handler {
 		ctx := op.ContextWithIssuer(r.Context(), h.Issuer)
 		es, err := op.ValidateEndSessionRequest(ctx, req, h.Provider)
 		if err != nil {
+			if web.IsUnavailable(err) {
+				return web.Unavailable(err)
+			}
 			return invalid
 		}
 		s, err := h.Sessions.Load(r)
@@ -234,7 +247,7 @@ func (h *Handler) EndSession() http.Handler {
 		}
 		redirect, err := h.Storage.TerminateSessionFromRequest(ctx, es)
 		if err != nil {
-			return invalid
+			return web.Unavailable(err) // its audit event was not written
 		}
 		if _, err := url.Parse(redirect); err != nil || redirect == "" {
 			redirect = h.Web.Path("/signed-out")

@@ -37,7 +37,7 @@ type Handler struct {
 	SupportURL string
 	Logger     *slog.Logger
 	Now        func() time.Time
-	Audit      func(ctx context.Context, e store.AuditEvent)
+	Audit      func(ctx context.Context, e store.AuditEvent) error
 	// Notify wakes the outbox worker after an email was queued.
 	Notify func()
 }
@@ -243,8 +243,10 @@ func (h *Handler) attempt(r *http.Request, st *flow.State) error {
 		return web.Unavailable(err)
 	}
 	if !v.Allowed {
-		h.audit(r, store.AuditEvent{Type: "mfa.throttled", UserID: st.User.ID, ClientID: st.A.ClientID,
-			Details: map[string]string{"reason": string(v.Reason)}})
+		if err := h.audit(r, store.AuditEvent{Type: "mfa.throttled", UserID: st.User.ID, ClientID: st.A.ClientID,
+			Details: map[string]string{"reason": string(v.Reason)}}); err != nil {
+			return web.Unavailable(err)
+		}
 		return web.Throttled(st.Lang, v.RetryAfter)
 	}
 	return nil
@@ -299,8 +301,10 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request) error {
 	if errors.Is(err, ErrSignCount) {
 		// A cloned key, or a broken one: refused, and the security team
 		// sees it.
-		h.audit(r, store.AuditEvent{Type: "mfa.webauthn_sign_count", ActorID: st.User.ID, UserID: st.User.ID, ClientID: st.A.ClientID,
-			Details: map[string]string{"credential_id": cred.ID}})
+		if err := h.audit(r, store.AuditEvent{Type: "mfa.webauthn_sign_count", ActorID: st.User.ID, UserID: st.User.ID, ClientID: st.A.ClientID,
+			Details: map[string]string{"credential_id": cred.ID}}); err != nil {
+			return web.Unavailable(err)
+		}
 	}
 	if errors.Is(err, ErrCodeInvalid) {
 		if err := h.failed(w, r, st, method); err != nil {
@@ -318,8 +322,10 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return web.Unavailable(err)
 	}
-	h.audit(r, store.AuditEvent{Type: "mfa.verified", ActorID: st.User.ID, UserID: st.User.ID, ClientID: st.A.ClientID,
-		Details: map[string]string{"method": method, "credential_id": cred.ID}})
+	if err := h.audit(r, store.AuditEvent{Type: "mfa.verified", ActorID: st.User.ID, UserID: st.User.ID, ClientID: st.A.ClientID,
+		Details: map[string]string{"method": method, "credential_id": cred.ID}}); err != nil {
+		return web.Unavailable(err)
+	}
 	if err := h.succeeded(w, r, st); err != nil {
 		return err
 	}
@@ -365,8 +371,10 @@ func (h *Handler) smsChallengeSend(w http.ResponseWriter, r *http.Request) error
 		}
 		return web.Unavailable(err)
 	}
-	h.audit(r, store.AuditEvent{Type: "mfa.sms_sent", ActorID: st.User.ID, UserID: st.User.ID, ClientID: st.A.ClientID,
-		Details: map[string]string{"purpose": PurposeChallenge}})
+	if err := h.audit(r, store.AuditEvent{Type: "mfa.sms_sent", ActorID: st.User.ID, UserID: st.User.ID, ClientID: st.A.ClientID,
+		Details: map[string]string{"purpose": PurposeChallenge}}); err != nil {
+		return web.Unavailable(err)
+	}
 	return h.renderChallengePage(w, r, st, http.StatusOK, method, "", nil, true, "notice.sms_sent_to")
 }
 
@@ -485,10 +493,12 @@ func (h *Handler) storeMethod(r *http.Request, st *flow.State, m newMethod) erro
 	})
 }
 
-func (h *Handler) audit(r *http.Request, e store.AuditEvent) {
+// audit records e; an error fails the action it records.
+func (h *Handler) audit(r *http.Request, e store.AuditEvent) error {
 	if h.Audit != nil {
-		h.Audit(r.Context(), h.Flow.Event(r, e))
+		return h.Audit(r.Context(), h.Flow.Event(r, e))
 	}
+	return nil
 }
 
 // email queues a templated email to u in tx.

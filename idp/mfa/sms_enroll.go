@@ -117,8 +117,10 @@ func (h *Handler) smsSend(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	h.audit(r, store.AuditEvent{Type: "mfa.sms_sent", ActorID: st.User.ID, UserID: st.User.ID, ClientID: st.A.ClientID,
-		Details: map[string]string{"purpose": PurposeEnroll}})
+	if err := h.audit(r, store.AuditEvent{Type: "mfa.sms_sent", ActorID: st.User.ID, UserID: st.User.ID, ClientID: st.A.ClientID,
+		Details: map[string]string{"purpose": PurposeEnroll}}); err != nil {
+		return web.Unavailable(err)
+	}
 	http.Redirect(w, r, h.Flow.URL("/mfa/sms/confirm", st.A), http.StatusSeeOther)
 	return nil
 }

@@ -3,6 +3,8 @@
 // causes them (EnqueueEmail, EnqueueSMS), and a Worker delivers them later
 // through a Sender per kind (SMTPSender for email; TwilioSender or
 // WebhookSender for SMS; LogSender when nothing is configured).
+// Worker.Drain stops a worker between messages (the one being sent is sent
+// and recorded); cancelling its context interrupts a send instead.
 //
 // # Delivery guarantees
 //

@@ -965,3 +965,61 @@ func TestLongSubjectFolded(t *testing.T) {
 		t.Errorf("To decodes to %v (%v)", got, err)
 	}
 }
+
+// gateSender blocks each send until released, and reports it began.
+type gateSender struct {
+	began   chan string
+	release chan struct{}
+	mu      sync.Mutex
+	sent    []string
+}
+
+func (g *gateSender) Send(ctx context.Context, m store.OutboxMessage) error {
+	g.began <- m.IdempotencyKey
+	<-g.release
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.sent = append(g.sent, m.IdempotencyKey)
+	return nil
+}
+
+// A worker drained (a graceful stop) while it sends finishes that message
+// (sent and marked sent: not sent twice after the lease), then stops
+// before the next one of its batch, which stays due for the next claim.
+func TestRunStopsBetweenMessages(t *testing.T) {
+	eachStore(t, func(t *testing.T, s store.Store) {
+		enqueueWelcome(t, s, "stop-1")
+		enqueueWelcome(t, s, "stop-2")
+		g := &gateSender{began: make(chan string, 2), release: make(chan struct{})}
+		w := &Worker{Store: s, Senders: map[string]Sender{KindEmail: g}, PollEvery: time.Hour,
+			Now: func() time.Time { return t0.Add(time.Minute) }}
+		done := make(chan struct{})
+		go func() { w.Run(t.Context()); close(done) }()
+		var first string
+		select {
+		case first = <-g.began:
+		case <-time.After(30 * time.Second): // a hang guard, not a timing assertion
+			t.Fatal("no send began")
+		}
+		w.Drain()
+		close(g.release)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("Run did not return after its stop")
+		}
+		if len(g.sent) != 1 || g.sent[0] != first {
+			t.Fatalf("sent %v, want only %s", g.sent, first)
+		}
+		if m := message(t, s, first); m.SentAt.IsZero() {
+			t.Errorf("%s was sent but is not marked sent (it would be sent again)", first)
+		}
+		other := "stop-2"
+		if first == other {
+			other = "stop-1"
+		}
+		if m := message(t, s, other); !m.SentAt.IsZero() {
+			t.Errorf("%s sent after the stop", other)
+		}
+	})
+}

@@ -60,12 +60,15 @@ type Worker struct {
 
 	once     sync.Once
 	poke     chan struct{}
+	drain    chan struct{} // closed by Drain
+	drainMu  sync.Once
 	outcomes *prometheus.CounterVec
 }
 
 func (w *Worker) init() {
 	w.once.Do(func() {
 		w.poke = make(chan struct{}, 1)
+		w.drain = make(chan struct{})
 		if w.Registerer == nil {
 			return
 		}
@@ -104,16 +107,38 @@ func (w *Worker) Poke() {
 	}
 }
 
-// Run delivers messages until ctx is done: it claims a batch, sends it, and
-// claims again at once after a full batch, otherwise after PollEvery or a
-// Poke. Errors are logged.
+// Drain asks Run to return between messages (a graceful stop): the
+// message being sent is sent and its outcome recorded, the rest of the
+// batch is left for the next claim. It never blocks; wait for Run to
+// return before closing the store. Cancelling Run's context instead
+// interrupts a send (the lease brings that message back).
+func (w *Worker) Drain() {
+	w.init()
+	w.drainMu.Do(func() { close(w.drain) })
+}
+
+func (w *Worker) draining() bool {
+	select {
+	case <-w.drain:
+		return true
+	default:
+		return false
+	}
+}
+
+// Run delivers messages until ctx is done or Drain is called: it claims a
+// batch, sends it, and claims again at once after a full batch, otherwise
+// after PollEvery or a Poke. Errors are logged.
 func (w *Worker) Run(ctx context.Context) {
 	w.init()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
+		if w.draining() {
+			return
+		}
 		n, err := w.RunOnce(ctx)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || w.draining() {
 			return
 		}
 		if err != nil {
@@ -125,6 +150,8 @@ func (w *Worker) Run(ctx context.Context) {
 		timer.Reset(w.pollEvery())
 		select {
 		case <-ctx.Done():
+			return
+		case <-w.drain:
 			return
 		case <-w.poke:
 		case <-timer.C:
@@ -148,6 +175,10 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	}
 	var errs []error
 	for i, m := range msgs {
+		if w.draining() {
+			w.logger().InfoContext(ctx, "outbox worker stopping: rest of the batch left for the next claim", "left", len(msgs)-i)
+			break
+		}
 		if sendCtx.Err() != nil {
 			if ctx.Err() == nil {
 				w.logger().WarnContext(ctx, "outbox lease running out: rest of the batch left for the next claim",

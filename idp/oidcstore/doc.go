@@ -7,4 +7,10 @@
 // Authorization requests and their sign-in flow state, codes and access
 // tokens live in the ephemeral store; refresh tokens, clients and keys in
 // the durable one. It knows no concrete backend and no HTTP page.
+//
+// A failure of either store is never a verdict (unavailable.go): it is
+// answered temporarily_unavailable and noted in the request's Faults, so
+// that the server answers 503 whatever zitadel/oidc made of it. A code or
+// a refresh token whose exchange failed that way stays usable
+// (ReleaseCode; a rotation commits only with its access token stored).
 package oidcstore

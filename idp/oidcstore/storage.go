@@ -1,6 +1,7 @@
 package oidcstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -47,8 +48,8 @@ type Storage struct {
 	Now       func() time.Time
 	// LoginURL returns where the browser goes to sign in for an auth request.
 	LoginURL func(authRequestID string) string
-	// Audit records an event; it must not fail the request.
-	Audit func(ctx context.Context, e store.AuditEvent)
+	// Audit records an event; an error fails the request.
+	Audit func(ctx context.Context, e store.AuditEvent) error
 	// Features returns the features an occupation enables (the "features"
 	// claim of sesame:institutions; config provisioning.occupations). Nil:
 	// none.
@@ -90,13 +91,15 @@ func (s *Storage) now() time.Time {
 	return time.Now().UTC()
 }
 
-func (s *Storage) audit(ctx context.Context, e store.AuditEvent) {
+// audit records e; an error fails the request that does what it records.
+func (s *Storage) audit(ctx context.Context, e store.AuditEvent) error {
 	if s.Audit != nil {
 		if e.At.IsZero() {
 			e.At = s.now()
 		}
-		s.Audit(ctx, e)
+		return s.Audit(ctx, e)
 	}
+	return nil
 }
 
 // hashKey turns a secret into an ephemeral key suffix: secrets never appear
@@ -147,7 +150,7 @@ func (notFound) IsNotFound()     {}
 func (s *Storage) CreateAuthRequest(ctx context.Context, r *oidc.AuthRequest, userID string) (op.AuthRequest, error) {
 	c, err := s.getClient(ctx, r.ClientID)
 	if err != nil {
-		return nil, oidc.ErrInvalidRequest().WithDescription("unknown client")
+		return nil, s.verdict(ctx, err, oidc.ErrInvalidRequest().WithDescription("unknown client"))
 	}
 	client := &Client{c: c}
 	if r.CodeChallenge != "" && r.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
@@ -168,7 +171,7 @@ func (s *Storage) CreateAuthRequest(ctx context.Context, r *oidc.AuthRequest, us
 	a := newAuthRequest(uuid.NewString(), s.now(), r, userID)
 	a.IDTokenClaims = claimsRequestFrom(ctx).IDToken
 	if err := s.putJSON(ctx, keyAuthRequest+a.ID, a, AuthRequestTTL); err != nil {
-		return nil, fmt.Errorf("save auth request: %w", err)
+		return nil, s.fail(ctx, fmt.Errorf("save auth request: %w", err))
 	}
 	return a, nil
 }
@@ -250,7 +253,7 @@ func (s *Storage) UpdateAuthRequest(ctx context.Context, id string, fn func(a *A
 func (s *Storage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
 	a, err := s.AuthRequest(ctx, id)
 	if err != nil {
-		return nil, oidc.ErrInvalidRequest().WithDescription("the sign-in request is unknown or expired")
+		return nil, s.verdict(ctx, err, oidc.ErrInvalidRequest().WithDescription("the sign-in request is unknown or expired"))
 	}
 	return a, nil
 }
@@ -259,20 +262,23 @@ func (s *Storage) AuthRequestByID(ctx context.Context, id string) (op.AuthReques
 // CodeTTL. One code per auth request: a replayed callback gets none.
 func (s *Storage) SaveAuthCode(ctx context.Context, id, code string) error {
 	a, err := s.AuthRequest(ctx, id)
-	if err != nil || !a.Done() {
+	if err != nil {
+		return s.verdict(ctx, err, oidc.ErrInvalidRequest().WithDescription("the sign-in is not finished"))
+	}
+	if !a.Done() {
 		return oidc.ErrInvalidRequest().WithDescription("the sign-in is not finished")
 	}
 	if err := s.Ephemeral.PutNew(ctx, keyCodeIssued+id, []byte{1}, AuthRequestTTL); err != nil {
 		if errors.Is(err, ephemeral.ErrExists) {
 			return oidc.ErrInvalidRequest().WithDescription("a code was already issued for this sign-in")
 		}
-		return err
+		return s.fail(ctx, err)
 	}
 	b, err := json.Marshal(codeRecord{State: codeUnused, RequestID: id})
 	if err != nil {
-		return err
+		return s.fail(ctx, err)
 	}
-	return s.Ephemeral.PutNew(ctx, keyCode+hashKey(code), b, CodeTTL)
+	return s.fail(ctx, s.Ephemeral.PutNew(ctx, keyCode+hashKey(code), b, CodeTTL))
 }
 
 // codeState is the life of an authorization code: unused → used (the
@@ -350,32 +356,42 @@ func (s *Storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 	case errors.Is(err, errCodeSpent):
 		err = nil // a replay of a replayed code: revoke again, harmlessly
 	case err != nil:
-		return nil, fmt.Errorf("take code: %w", err)
+		return nil, s.fail(ctx, fmt.Errorf("take code: %w", err))
 	}
 	if was.State != codeUnused {
-		s.revokeCodeUse(ctx, was)
+		if err := s.revokeCodeUse(ctx, was); err != nil {
+			return nil, s.fail(ctx, err)
+		}
 		s.Logger.Warn("authorization code replayed: its tokens are revoked")
-		s.audit(ctx, store.AuditEvent{Type: "token.code_replayed"})
+		if err := s.audit(ctx, store.AuditEvent{Type: "token.code_replayed"}); err != nil {
+			return nil, s.fail(ctx, err)
+		}
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid or expired code")
 	}
 	a, err := s.AuthRequest(ctx, was.RequestID)
 	if err != nil {
-		return nil, oidc.ErrInvalidGrant().WithDescription("invalid or expired code")
+		// The code is used up: a retry after the outage is refused, and the
+		// browser signs in again.
+		return nil, s.verdict(ctx, err, oidc.ErrInvalidGrant().WithDescription("invalid or expired code"))
 	}
 	a.codeHash = h
 	return a, nil
 }
 
-// revokeCodeUse revokes what a code's exchange issued.
-func (s *Storage) revokeCodeUse(ctx context.Context, r codeRecord) {
+// revokeCodeUse revokes what a code's exchange issued; it goes on past a
+// failure, and returns the first.
+func (s *Storage) revokeCodeUse(ctx context.Context, r codeRecord) error {
+	var first error
 	for _, id := range r.AccessTokens {
 		if err := s.Ephemeral.Delete(ctx, keyAccessToken+id); err != nil {
 			s.Logger.Error("revoke access token of a replayed code", "err", err)
+			first = cmp.Or(first, err)
 		}
 	}
 	if r.Family != "" {
-		s.revokeFamily(ctx, r.Family)
+		first = cmp.Or(first, s.revokeFamily(ctx, r.Family))
 	}
+	return first
 }
 
 // recordCodeUse adds what a code's exchange issued to the code's record,
@@ -394,20 +410,34 @@ func (s *Storage) recordCodeUse(ctx context.Context, h, accessTokenID, family st
 	})
 	switch {
 	case errors.Is(err, errNoCode):
-		s.revokeCodeUse(ctx, issued)
+		if err := s.revokeCodeUse(ctx, issued); err != nil {
+			return s.fail(ctx, err)
+		}
 		return oidc.ErrInvalidGrant().WithDescription("invalid or expired code")
 	case err != nil:
-		s.revokeCodeUse(ctx, issued)
-		return fmt.Errorf("record code use: %w", err)
+		// The tokens were stored but a replay could not find them: they
+		// are revoked (the family in the durable store, and the access
+		// token with Redis back, or at its expiry when it is not).
+		_ = s.revokeCodeUse(ctx, issued)
+		return s.fail(ctx, fmt.Errorf("record code use: %w", err))
 	case was.State == codeCompromised:
-		s.revokeCodeUse(ctx, issued)
+		if err := s.revokeCodeUse(ctx, issued); err != nil {
+			return s.fail(ctx, err)
+		}
 		return oidc.ErrInvalidGrant().WithDescription("invalid or expired code")
 	}
 	return nil
 }
 
+// DeleteAuthRequest is called once the code's tokens are issued: a failure
+// is logged and not returned, so that the tokens reach the client (the
+// request is done and has had its code: it serves nothing until it
+// expires).
 func (s *Storage) DeleteAuthRequest(ctx context.Context, id string) error {
-	return s.Ephemeral.Delete(ctx, keyAuthRequest+id)
+	if err := s.Ephemeral.Delete(ctx, keyAuthRequest+id); err != nil {
+		s.Logger.Warn("delete a finished auth request", "err", err)
+	}
+	return nil
 }
 
 // ---- tokens ----
@@ -444,7 +474,7 @@ func (s *Storage) grantOf(ctx context.Context, req op.TokenRequest) (AccessToken
 	}
 	c, err := s.getClient(ctx, t.ClientID)
 	if err != nil {
-		return t, nil, oidc.ErrInvalidClient()
+		return t, nil, s.verdict(ctx, err, oidc.ErrInvalidClient())
 	}
 	return t, &Client{c: c}, nil
 }
@@ -462,10 +492,10 @@ func (s *Storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 		return "", time.Time{}, err
 	}
 	if err := s.checkSession(ctx, t.SessionID); err != nil {
-		return "", time.Time{}, err
+		return "", time.Time{}, s.fail(ctx, err)
 	}
 	if err := s.storeAccessToken(ctx, &t, client.AccessTokenLifetime()); err != nil {
-		return "", time.Time{}, err
+		return "", time.Time{}, s.fail(ctx, err)
 	}
 	if a, ok := req.(*AuthRequest); ok && a.codeHash != "" {
 		if err := s.recordCodeUse(ctx, a.codeHash, t.ID, ""); err != nil {
@@ -477,7 +507,9 @@ func (s *Storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 
 // CreateAccessAndRefreshTokens issues a new family (from a code) or rotates
 // the presented refresh token: a token that was already rotated revokes
-// its whole family.
+// its whole family. A rotation is committed only once its access token is
+// stored: when the ephemeral store fails, the presented token stays valid
+// and the client may try again.
 func (s *Storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
 	t, client, err := s.grantOf(ctx, req)
 	if err != nil {
@@ -504,30 +536,56 @@ func (s *Storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 		next.Scopes = rt.scopes()
 		// A refresh family never outlives the sign-in's lifetime.
 		next.ExpiresAt = rt.t.ExpiresAt
-		if err := s.Store.RotateRefreshToken(ctx, rt.t.ID, next); err != nil {
-			if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-				s.refreshReused(ctx, rt.t)
-				return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
+		t.Family, t.Scopes = next.Family, next.Scopes
+		err := s.Store.InTx(ctx, func(tx store.Tx) error {
+			if err := tx.RotateRefreshToken(ctx, rt.t.ID, next); err != nil {
+				return err
 			}
-			return "", "", time.Time{}, err
+			if err := s.checkSession(ctx, next.SessionID); err != nil {
+				return err
+			}
+			return s.storeAccessToken(ctx, &t, client.AccessTokenLifetime())
+		})
+		switch {
+		case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+			if err := s.refreshReused(ctx, rt.t); err != nil {
+				return "", "", time.Time{}, s.fail(ctx, err)
+			}
+			return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
+		case err != nil:
+			if t.ID != "" {
+				// Stored, but the rotation did not commit: never handed out.
+				_ = s.Ephemeral.Delete(ctx, keyAccessToken+t.ID)
+			}
+			return "", "", time.Time{}, s.fail(ctx, err)
 		}
-	} else {
-		next.Family = uuid.NewString()
-		if err := s.Store.CreateRefreshToken(ctx, next); err != nil {
-			return "", "", time.Time{}, err
+		// After the commit too: a logout that revoked the session's tokens
+		// in the durable store while this one was being written set its
+		// marker first (RevokeSession), so it is seen here.
+		if err := s.checkSession(ctx, next.SessionID); err != nil {
+			_ = s.revokeFamily(ctx, next.Family)
+			return "", "", time.Time{}, s.fail(ctx, err)
 		}
+		return t.ID, value, t.Expires, nil
+	}
+	next.Family = uuid.NewString()
+	if err := s.Store.CreateRefreshToken(ctx, next); err != nil {
+		return "", "", time.Time{}, s.fail(ctx, err)
 	}
 	// After storing the token: a logout that revoked the session's tokens
 	// in the durable store while this one was being written set its marker
 	// first (RevokeSession), so it is seen here.
 	if err := s.checkSession(ctx, next.SessionID); err != nil {
-		s.revokeFamily(ctx, next.Family)
-		return "", "", time.Time{}, err
+		_ = s.revokeFamily(ctx, next.Family)
+		return "", "", time.Time{}, s.fail(ctx, err)
 	}
 	t.Family = next.Family
 	t.Scopes = next.Scopes
 	if err := s.storeAccessToken(ctx, &t, client.AccessTokenLifetime()); err != nil {
-		return "", "", time.Time{}, err
+		// The new refresh token is committed but its value never reaches
+		// the client: the family ends here.
+		_ = s.revokeFamily(ctx, next.Family)
+		return "", "", time.Time{}, s.fail(ctx, err)
 	}
 	if a, ok := req.(*AuthRequest); ok && a.codeHash != "" {
 		if err := s.recordCodeUse(ctx, a.codeHash, t.ID, next.Family); err != nil {
@@ -537,21 +595,51 @@ func (s *Storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 	return t.ID, value, t.Expires, nil
 }
 
-// refreshReused revokes a family whose rotated token came back.
-func (s *Storage) refreshReused(ctx context.Context, t store.RefreshToken) {
-	s.revokeFamily(ctx, t.Family)
+// ReleaseCode gives back a code whose exchange failed because a
+// dependency did (the code was taken, nothing was issued from it): it is
+// unused again, and the client may retry after the outage. A code that
+// came back meanwhile (compromised), or from which tokens were recorded,
+// stays as it is; so does one the ephemeral store cannot reach (then the
+// browser signs in again).
+func (s *Storage) ReleaseCode(ctx context.Context, code string) {
+	_, err := s.updateCode(ctx, hashKey(code), func(r *codeRecord) error {
+		if r.State != codeUsed || len(r.AccessTokens) > 0 || r.Family != "" {
+			return errCodeSpent
+		}
+		r.State = codeUnused
+		return nil
+	})
+	if err != nil && !errors.Is(err, errCodeSpent) && !errors.Is(err, errNoCode) {
+		s.Logger.Warn("release a code after a failed exchange", "err", err)
+	}
+}
+
+// refreshReused revokes a family whose rotated token came back. An error
+// (the revocation or its audit event not written) fails the request.
+func (s *Storage) refreshReused(ctx context.Context, t store.RefreshToken) error {
+	if err := s.revokeFamily(ctx, t.Family); err != nil {
+		return err
+	}
 	s.Logger.Warn("refresh token reused: family revoked", "client_id", t.ClientID, "user_id", t.UserID)
-	s.audit(ctx, store.AuditEvent{
+	return s.audit(ctx, store.AuditEvent{
 		Type: "token.refresh_reused", ActorID: t.ClientID, UserID: t.UserID, ClientID: t.ClientID,
 		Details: map[string]string{"family": t.Family},
 	})
 }
 
-func (s *Storage) revokeFamily(ctx context.Context, family string) {
-	if _, err := s.Store.RevokeRefreshFamily(ctx, family, s.now()); err != nil {
+// revokeFamily revokes a refresh family in the durable store, then marks
+// it in the ephemeral store so that its access tokens are refused. Both
+// are attempted; the first failure is returned.
+func (s *Storage) revokeFamily(ctx context.Context, family string) error {
+	_, err := s.Store.RevokeRefreshFamily(ctx, family, s.now())
+	if err != nil {
 		s.Logger.Error("revoke refresh family", "err", err)
 	}
-	_ = s.Ephemeral.Put(ctx, keyRevokedFamily+family, []byte{1}, revokedFamilyTTL)
+	if perr := s.Ephemeral.Put(ctx, keyRevokedFamily+family, []byte{1}, revokedFamilyTTL); perr != nil {
+		s.Logger.Error("mark refresh family revoked", "err", perr)
+		err = cmp.Or(err, perr)
+	}
+	return err
 }
 
 // RefreshTokenRequest is a stored refresh token presented for rotation.
@@ -579,18 +667,22 @@ func (r *RefreshTokenRequest) scopes() []string {
 func (s *Storage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
 	t, err := s.Store.GetRefreshTokenByHash(ctx, HashToken(token))
 	if err != nil {
-		return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
+		return nil, s.verdict(ctx, err, oidc.ErrInvalidGrant().WithDescription("invalid refresh token"))
 	}
 	switch {
 	case !t.RevokedAt.IsZero():
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
 	case !t.RotatedAt.IsZero():
-		s.refreshReused(ctx, t)
+		if err := s.refreshReused(ctx, t); err != nil {
+			return nil, s.fail(ctx, err)
+		}
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
 	case !s.now().Before(t.ExpiresAt):
 		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token expired")
 	}
-	if u, err := s.Store.GetUser(ctx, t.UserID); err != nil || u.Status != store.StatusActive {
+	if u, err := s.Store.GetUser(ctx, t.UserID); err != nil {
+		return nil, s.verdict(ctx, err, oidc.ErrInvalidGrant().WithDescription("the account is not active"))
+	} else if u.Status != store.StatusActive {
 		return nil, oidc.ErrInvalidGrant().WithDescription("the account is not active")
 	}
 	return &RefreshTokenRequest{t: t}, nil
@@ -604,17 +696,27 @@ func (s *Storage) accessToken(ctx context.Context, id string) (AccessToken, erro
 		return t, notFound{"access token"}
 	}
 	if err := s.getJSON(ctx, keyAccessToken+id, &t); err != nil {
-		return t, notFound{"access token"}
+		if errors.Is(err, ephemeral.ErrNotFound) {
+			return t, notFound{"access token"}
+		}
+		return t, fmt.Errorf("load access token: %w", err)
 	}
 	if !s.now().Before(t.Expires) {
 		return t, notFound{"access token"}
 	}
 	if t.Family != "" {
-		if _, err := s.Ephemeral.Get(ctx, keyRevokedFamily+t.Family); err == nil {
+		_, err := s.Ephemeral.Get(ctx, keyRevokedFamily+t.Family)
+		switch {
+		case err == nil:
 			return t, notFound{"access token"}
+		case !errors.Is(err, ephemeral.ErrNotFound):
+			return t, fmt.Errorf("check refresh family: %w", err)
 		}
 	}
 	if err := s.checkSession(ctx, t.SessionID); err != nil {
+		if IsUnavailable(err) {
+			return t, err
+		}
 		return t, notFound{"access token"}
 	}
 	return t, nil
@@ -638,9 +740,8 @@ func (s *Storage) RevokeSession(ctx context.Context, sessionID string) error {
 	if err != nil {
 		return fmt.Errorf("revoke session tokens: %w", err)
 	}
-	s.audit(ctx, store.AuditEvent{Type: "session.tokens_revoked",
+	return s.audit(ctx, store.AuditEvent{Type: "session.tokens_revoked",
 		Details: map[string]string{"session_id": sessionID, "refresh_tokens": strconv.FormatInt(n, 10)}})
-	return nil
 }
 
 // checkSession refuses tokens of a browser session that signed out
@@ -666,7 +767,9 @@ func (s *Storage) TerminateSession(ctx context.Context, userID, clientID string)
 // TerminateSessionFromRequest records the logout; the browser session is
 // ended by the HTTP handler, which holds the cookie.
 func (s *Storage) TerminateSessionFromRequest(ctx context.Context, r *op.EndSessionRequest) (string, error) {
-	s.audit(ctx, store.AuditEvent{Type: "session.logout", ActorID: r.UserID, UserID: r.UserID, ClientID: r.ClientID})
+	if err := s.audit(ctx, store.AuditEvent{Type: "session.logout", ActorID: r.UserID, UserID: r.UserID, ClientID: r.ClientID}); err != nil {
+		return "", err
+	}
 	return r.RedirectURI, nil
 }
 
@@ -674,35 +777,55 @@ func (s *Storage) TerminateSessionFromRequest(ctx context.Context, r *op.EndSess
 // or value) with its family and the access tokens issued from it (RFC 7009
 // §2.1). Unknown tokens count as revoked (§2.2).
 func (s *Storage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID string) *oidc.Error {
-	if t, err := s.accessToken(ctx, tokenOrID); err == nil {
+	// A failure is never "unknown, so revoked" (RFC 7009 §2.2): the
+	// client must try again.
+	oerr := func(err error) *oidc.Error {
+		var oe *oidc.Error
+		errors.As(s.fail(ctx, err), &oe)
+		return oe
+	}
+	t, err := s.accessToken(ctx, tokenOrID)
+	switch {
+	case err == nil:
 		if t.ClientID != clientID {
 			return oidc.ErrInvalidClient().WithDescription("token was issued to another client")
 		}
 		if err := s.Ephemeral.Delete(ctx, keyAccessToken+t.ID); err != nil {
-			return oidc.ErrServerError()
+			return oerr(err)
 		}
-		s.audit(ctx, store.AuditEvent{Type: "token.revoked", ActorID: clientID, UserID: t.Subject, ClientID: clientID})
+		if err := s.audit(ctx, store.AuditEvent{Type: "token.revoked", ActorID: clientID, UserID: t.Subject, ClientID: clientID}); err != nil {
+			return oerr(err)
+		}
 		return nil
+	case IsUnavailable(err):
+		return oerr(err)
 	}
-	t, err := s.Store.GetRefreshToken(ctx, tokenOrID)
-	if err != nil {
-		if t, err = s.Store.GetRefreshTokenByHash(ctx, HashToken(tokenOrID)); err != nil {
-			return nil
-		}
+	rt, err := s.Store.GetRefreshToken(ctx, tokenOrID)
+	if errors.Is(err, store.ErrNotFound) {
+		rt, err = s.Store.GetRefreshTokenByHash(ctx, HashToken(tokenOrID))
 	}
-	if t.ClientID != clientID {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		return oerr(err)
+	case rt.ClientID != clientID:
 		return oidc.ErrInvalidClient().WithDescription("token was issued to another client")
 	}
-	s.revokeFamily(ctx, t.Family)
-	s.audit(ctx, store.AuditEvent{Type: "token.revoked", ActorID: clientID, UserID: t.UserID, ClientID: clientID,
-		Details: map[string]string{"family": t.Family}})
+	if err := s.revokeFamily(ctx, rt.Family); err != nil {
+		return oerr(err)
+	}
+	if err := s.audit(ctx, store.AuditEvent{Type: "token.revoked", ActorID: clientID, UserID: rt.UserID, ClientID: clientID,
+		Details: map[string]string{"family": rt.Family}}); err != nil {
+		return oerr(err)
+	}
 	return nil
 }
 
 func (s *Storage) GetRefreshTokenInfo(ctx context.Context, clientID, token string) (string, string, error) {
 	t, err := s.Store.GetRefreshTokenByHash(ctx, HashToken(token))
 	if err != nil {
-		return "", "", op.ErrInvalidRefreshToken
+		return "", "", s.verdict(ctx, err, op.ErrInvalidRefreshToken)
 	}
 	return t.UserID, t.ID, nil
 }
@@ -767,7 +890,7 @@ func (s *Storage) client(ctx context.Context, id string) (*Client, error) {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
 		}
-		return nil, oidc.ErrServerError().WithParent(err)
+		return nil, s.fail(ctx, err)
 	}
 	return &Client{c: c, loginURL: s.LoginURL}, nil
 }
@@ -782,7 +905,7 @@ func (s *Storage) AuthorizeClientIDSecret(ctx context.Context, id, secret string
 		if errors.Is(err, store.ErrNotFound) {
 			return oidc.ErrInvalidClient().WithDescription("invalid client credentials")
 		}
-		return oidc.ErrServerError().WithParent(err)
+		return s.fail(ctx, err)
 	}
 	if !checkSecret(c, secret) {
 		return oidc.ErrInvalidClient().WithDescription("invalid client credentials")

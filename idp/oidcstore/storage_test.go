@@ -97,10 +97,11 @@ func newStorageEnv(t *testing.T, clock *keysClock, st store.Store, eph ephemeral
 		Ephemeral: eph,
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now:       clock.Now,
-		Audit: func(_ context.Context, ev store.AuditEvent) {
+		Audit: func(_ context.Context, ev store.AuditEvent) error {
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			e.events = append(e.events, ev)
+			return nil
 		},
 	}
 	return e

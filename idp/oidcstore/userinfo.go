@@ -49,7 +49,10 @@ func (s *Storage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInf
 // token of a user.
 func (s *Storage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, origin string) error {
 	t, err := s.accessToken(ctx, tokenID)
-	if err != nil || t.Subject != subject {
+	if err != nil {
+		return s.verdict(ctx, err, oidc.ErrAccessDenied().WithDescription("invalid or expired access token"))
+	}
+	if t.Subject != subject {
 		return oidc.ErrAccessDenied().WithDescription("invalid or expired access token")
 	}
 	if !slices.Contains(t.Scopes, oidc.ScopeOpenID) {
@@ -61,7 +64,10 @@ func (s *Storage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo,
 // SetIntrospectionFromToken describes a live access token (RFC 7662).
 func (s *Storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
 	t, err := s.accessToken(ctx, tokenID)
-	if err != nil || t.Subject != subject {
+	if err != nil {
+		return s.verdict(ctx, err, notFound{"access token"})
+	}
+	if t.Subject != subject {
 		return notFound{"access token"}
 	}
 	resp.Subject = t.Subject
@@ -73,8 +79,11 @@ func (s *Storage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.Intr
 	resp.TokenType = oidc.BearerToken
 	if t.Subject != t.ClientID { // a user's token
 		info := new(oidc.UserInfo)
-		if err := s.setUserinfo(ctx, info, t.Subject, t.Scopes); err == nil {
+		switch err := s.setUserinfo(ctx, info, t.Subject, t.Scopes); {
+		case err == nil:
 			resp.SetUserInfo(info)
+		case IsUnavailable(err):
+			return err
 		}
 	}
 	return nil
@@ -88,7 +97,7 @@ func (s *Storage) GetPrivateClaimsFromScopes(ctx context.Context, userID, client
 func (s *Storage) setUserinfo(ctx context.Context, info *oidc.UserInfo, userID string, scopes []string) error {
 	u, err := s.Store.GetUser(ctx, userID)
 	if err != nil {
-		return oidc.ErrAccessDenied().WithDescription("unknown user")
+		return s.verdict(ctx, err, oidc.ErrAccessDenied().WithDescription("unknown user"))
 	}
 	if u.Status != store.StatusActive {
 		return oidc.ErrAccessDenied().WithDescription("the account is not active")

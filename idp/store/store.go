@@ -15,6 +15,12 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrConflict: a uniqueness constraint or a compare-and-set lost.
 	ErrConflict = errors.New("store: conflict")
+	// ErrUnavailable marks a failure of the database itself (unreachable,
+	// shutting down, timed out, out of connections): never a verdict about
+	// the data asked for. Implementations wrap such driver errors with it
+	// (errors.Is finds it; the driver's text stays in the chain for the
+	// logs); callers answer 503 and never "not found" or "invalid".
+	ErrUnavailable = errors.New("store: unavailable")
 )
 
 // Store is the durable data contract. Every method of Tx is also available

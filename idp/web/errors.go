@@ -1,9 +1,13 @@
 package web
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/sesame-idp/sesame/idp/ephemeral"
+	"github.com/sesame-idp/sesame/idp/store"
 )
 
 // PublicError is an answer meant for the person: a status and a message
@@ -80,7 +84,15 @@ func Forbidden() *PublicError {
 
 // Unavailable is a 503: a dependency failed; err is logged.
 func Unavailable(err error) *PublicError {
-	return &PublicError{Status: http.StatusServiceUnavailable, Title: "error.generic.title", Key: "error.generic.message", Err: err}
+	return &PublicError{Status: http.StatusServiceUnavailable, Title: "error.unavailable.title", Key: "error.unavailable.message", Err: err}
+}
+
+// IsUnavailable reports whether err is, or wraps, a failure of the
+// database or of the ephemeral store (store.ErrUnavailable,
+// ephemeral.ErrUnavailable): an answer for it is a 503, never a verdict
+// such as "not found", "expired" or "disabled".
+func IsUnavailable(err error) bool {
+	return errors.Is(err, store.ErrUnavailable) || errors.Is(err, ephemeral.ErrUnavailable)
 }
 
 // Throttled is a 429 that says when to retry.

@@ -136,10 +136,19 @@ func (k *Kit) Handle(fn func(w http.ResponseWriter, r *http.Request) error) http
 // Fail answers err as Handle does.
 func (k *Kit) Fail(w http.ResponseWriter, r *http.Request, err error) {
 	var pe *PublicError
-	if !errors.As(err, &pe) {
+	switch {
+	case IsUnavailable(err):
+		// A dependency failed: never a verdict about the request, whatever
+		// answer was being prepared.
+		k.Logger.Error("dependency unavailable", "err", err, "path", r.URL.Path, "request_id", w.Header().Get("X-Request-Id"))
+		pe = Unavailable(nil)
+	case !errors.As(err, &pe):
 		k.Logger.Error("request failed", "err", err, "path", r.URL.Path, "request_id", w.Header().Get("X-Request-Id"))
 		pe = &PublicError{Status: http.StatusInternalServerError, Title: "error.generic.title", Key: "error.generic.message"}
-	} else if pe.Err != nil {
+	case pe.Status >= http.StatusInternalServerError:
+		k.Logger.Error("request failed", "status", pe.Status, "err", pe.Err, "path", r.URL.Path,
+			"request_id", w.Header().Get("X-Request-Id"))
+	case pe.Err != nil:
 		k.Logger.Info("request refused", "status", pe.Status, "reason", pe.Err, "path", r.URL.Path,
 			"request_id", w.Header().Get("X-Request-Id"))
 	}
@@ -154,6 +163,9 @@ func (k *Kit) Fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if pe.Retry > 0 {
 		w.Header().Set("Retry-After", pe.retryAfter())
+	}
+	if pe.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Cache-Control", "no-store")
 	}
 	k.ErrorPage(w, r, pe.Status, pe.Lang, pe.title(), pe.Key)
 }

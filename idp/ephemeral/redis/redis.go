@@ -1,10 +1,12 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -39,6 +41,25 @@ type Store struct {
 // redis://h:6379?addr=h:6379). Other options (dial_timeout, pool_size, …)
 // are go-redis's; an unknown one is an error.
 func Open(ctx context.Context, rawURL, prefix string, sealer *seal.Sealer) (*Store, error) {
+	return OpenWith(ctx, rawURL, prefix, sealer, Options{})
+}
+
+// DefaultTimeout bounds dialing, each read and write, and the wait for a
+// pooled connection (Options.Timeout).
+const DefaultTimeout = 2 * time.Second
+
+// Options tune OpenWith.
+type Options struct {
+	// Timeout is the dial, read, write and pool timeout of every
+	// connection, unless the URL sets its own (dial_timeout,
+	// read_timeout, write_timeout, pool_timeout): a Redis that does not
+	// answer fails the command with ephemeral.ErrUnavailable instead of
+	// holding the request. Zero is DefaultTimeout.
+	Timeout time.Duration
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, rawURL, prefix string, sealer *seal.Sealer, o Options) (*Store, error) {
 	if sealer == nil {
 		return nil, errors.New("ephemeral/redis: nil sealer")
 	}
@@ -46,6 +67,7 @@ func Open(ctx context.Context, rawURL, prefix string, sealer *seal.Sealer) (*Sto
 	if err != nil {
 		return nil, err
 	}
+	opts.setTimeouts(rawURL, cmp.Or(o.Timeout, DefaultTimeout))
 	s := NewFromClient(opts.newClient(), prefix, sealer)
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
@@ -78,6 +100,36 @@ func (o clientOptions) newClient() goredis.UniversalClient {
 		return goredis.NewFailoverClient(o.failover)
 	default:
 		return goredis.NewClient(o.simple)
+	}
+}
+
+// setTimeouts gives d to each timeout the URL does not set.
+func (o clientOptions) setTimeouts(rawURL string, d time.Duration) {
+	q := url.Values{}
+	if u, err := url.Parse(rawURL); err == nil {
+		q = u.Query()
+	}
+	set := func(name string, field *time.Duration) {
+		if !q.Has(name) {
+			*field = d
+		}
+	}
+	switch {
+	case o.cluster != nil:
+		set("dial_timeout", &o.cluster.DialTimeout)
+		set("read_timeout", &o.cluster.ReadTimeout)
+		set("write_timeout", &o.cluster.WriteTimeout)
+		set("pool_timeout", &o.cluster.PoolTimeout)
+	case o.failover != nil:
+		set("dial_timeout", &o.failover.DialTimeout)
+		set("read_timeout", &o.failover.ReadTimeout)
+		set("write_timeout", &o.failover.WriteTimeout)
+		set("pool_timeout", &o.failover.PoolTimeout)
+	case o.simple != nil:
+		set("dial_timeout", &o.simple.DialTimeout)
+		set("read_timeout", &o.simple.ReadTimeout)
+		set("write_timeout", &o.simple.WriteTimeout)
+		set("pool_timeout", &o.simple.PoolTimeout)
 	}
 }
 
@@ -117,7 +169,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, ttl time.Dura
 	}
 	k := s.prefix + key
 	if err := s.client.Set(ctx, k, s.seal(k, value), ttl).Err(); err != nil {
-		return fmt.Errorf("ephemeral/redis: put: %w", err)
+		return fail("put", err)
 	}
 	return nil
 }
@@ -131,7 +183,7 @@ func (s *Store) PutNew(ctx context.Context, key string, value []byte, ttl time.D
 	k := s.prefix + key
 	set, err := s.client.SetNX(ctx, k, s.seal(k, value), ttl).Result()
 	if err != nil {
-		return fmt.Errorf("ephemeral/redis: put new: %w", err)
+		return fail("put new", err)
 	}
 	if !set {
 		return ephemeral.ErrExists
@@ -160,7 +212,7 @@ func (s *Store) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
 		return nil
 	})
 	if err != nil && !errors.Is(err, goredis.Nil) {
-		return nil, fmt.Errorf("ephemeral/redis: get many: %w", err)
+		return nil, fail("get many", err)
 	}
 	out := make([][]byte, len(keys))
 	for i, c := range cmds {
@@ -169,7 +221,7 @@ func (s *Store) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("ephemeral/redis: get many: %w", err)
+			return nil, fail("get many", err)
 		}
 		v, err := s.open(s.prefix+keys[i], sealed)
 		if err != nil {
@@ -186,7 +238,7 @@ func (s *Store) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
 // Delete removes key: DEL.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := s.client.Del(ctx, s.prefix+key).Err(); err != nil {
-		return fmt.Errorf("ephemeral/redis: delete: %w", err)
+		return fail("delete", err)
 	}
 	return nil
 }
@@ -221,7 +273,7 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 	}
 	n, err := incrScript.Run(ctx, s.client, []string{s.prefix + key}, window.Milliseconds()).Int64()
 	if err != nil {
-		return 0, fmt.Errorf("ephemeral/redis: incr: %w", err)
+		return 0, fail("incr", err)
 	}
 	return n, nil
 }
@@ -257,7 +309,7 @@ func (s *Store) Update(ctx context.Context, key string, ttl time.Duration, fn fu
 	for try := 0; try < maxUpdateTries; try++ {
 		sealed, err := s.client.Get(ctx, k).Bytes()
 		if err != nil && !errors.Is(err, goredis.Nil) {
-			return fmt.Errorf("ephemeral/redis: update: %w", err)
+			return fail("update", err)
 		}
 		var old []byte
 		if len(sealed) > 0 {
@@ -278,22 +330,22 @@ func (s *Store) Update(ctx context.Context, key string, ttl time.Duration, fn fu
 		}
 		ok, err := casScript.Run(ctx, s.client, []string{k}, sealed, next, ttl.Milliseconds()).Int()
 		if err != nil {
-			return fmt.Errorf("ephemeral/redis: update: %w", err)
+			return fail("update", err)
 		}
 		if ok == 1 {
 			return nil
 		}
 		if err := ctx.Err(); err != nil {
-			return err
+			return fail("update", err)
 		}
 	}
-	return fmt.Errorf("ephemeral/redis: update of a contended key: %d tries", maxUpdateTries)
+	return fmt.Errorf("ephemeral/redis: update of a contended key: %d tries: %w", maxUpdateTries, ephemeral.ErrUnavailable)
 }
 
 // Ping checks Redis answers: PING.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.client.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("ephemeral/redis: ping: %w", err)
+		return fail("ping", err)
 	}
 	return nil
 }
@@ -330,7 +382,29 @@ func notFound(op string, err error) error {
 	if errors.Is(err, goredis.Nil) {
 		return ephemeral.ErrNotFound
 	}
-	return fmt.Errorf("ephemeral/redis: %s: %w", op, err)
+	return fail(op, err)
+}
+
+// fail wraps an error of Redis with ephemeral.ErrUnavailable, unless it is
+// a reply that says the command itself is wrong (WRONGTYPE, a script
+// error…: a bug). Unreachable, timed out, closed, loading its data set,
+// read-only replica, cluster down: unavailable.
+func fail(op string, err error) error {
+	var reply goredis.Error
+	if errors.As(err, &reply) && !transientReply(reply.Error()) {
+		return fmt.Errorf("ephemeral/redis: %s: %w", op, err)
+	}
+	return fmt.Errorf("ephemeral/redis: %s: %w: %w", op, ephemeral.ErrUnavailable, err)
+}
+
+// transientReply tells the error replies of a Redis that cannot serve now.
+func transientReply(msg string) bool {
+	for _, p := range []string{"LOADING", "READONLY", "CLUSTERDOWN", "MASTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS", "ERR max number of clients"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // PoolStats returns the connection pool's statistics (summed over the

@@ -19,18 +19,43 @@ import (
 // DB is the PostgreSQL store. Its methods are safe for concurrent use.
 type DB struct {
 	queries
-	pool *pgxpool.Pool
+	pool     *pgxpool.Pool
+	boundary boundary
 }
 
 var _ store.Store = (*DB)(nil)
 
+// DefaultTimeout bounds connecting and each statement (Options.Timeout).
+const DefaultTimeout = 5 * time.Second
+
+// Options tune Open.
+type Options struct {
+	// Timeout bounds connecting (unless the URL sets connect_timeout) and
+	// each statement, with its wait for a connection of the pool: past
+	// it the statement fails with store.ErrUnavailable. Zero is
+	// DefaultTimeout; negative, no bound.
+	Timeout time.Duration
+}
+
 // Open connects to the database at url (postgres://… or key=value form)
 // and checks that it answers. It does not migrate: call Migrate.
 func Open(ctx context.Context, url string) (*DB, error) {
+	return OpenWith(ctx, url, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, url string, opts Options) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// The parse error may quote the URL, and with it a password.
 		return nil, errors.New("postgres: cannot parse the database URL")
+	}
+	timeout := opts.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 && timeout > 0 {
+		cfg.ConnConfig.ConnectTimeout = timeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -40,7 +65,8 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	return &DB{queries: queries{q: pool}, pool: pool}, nil
+	b := boundary{q: pool, timeout: max(timeout, 0)}
+	return &DB{queries: queries{q: b}, pool: pool, boundary: b}, nil
 }
 
 // Close closes every connection of the pool.
@@ -52,7 +78,7 @@ func (db *DB) Close() error {
 // Ping reports whether the database answers.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("postgres: ping: %w", err)
+		return fmt.Errorf("postgres: ping: %w", classify(err))
 	}
 	return nil
 }
@@ -69,7 +95,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // The store.Tx must not be used by several goroutines at once, nor after fn
 // returns.
 func (db *DB) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
-	tx, err := db.pool.Begin(ctx)
+	tx, err := db.boundary.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: begin: %w", err)
 	}
