@@ -38,6 +38,10 @@ type Tx interface {
 	GetUserByUsername(ctx context.Context, username string) (User, error) // folds the argument
 	UpdateUser(ctx context.Context, u User) error                         // every field but ID and CreatedAt
 	ListUsers(ctx context.Context, afterUsername string, limit int) ([]User, error)
+	// ListUsersByEmail returns the users whose email is email, ignoring
+	// ASCII case and surrounding spaces (at most limit, 0: 10), by
+	// username; an empty email matches nobody.
+	ListUsersByEmail(ctx context.Context, email string, limit int) ([]User, error)
 	// LockUser holds the user's lock until the transaction ends, so that
 	// transactions that check, then change, the user's credentials (the
 	// last second factor, a first enrollment) run one after the other:
@@ -95,6 +99,10 @@ type Tx interface {
 	// session sessionID (the ID token's sid) not yet revoked, and returns
 	// how many; an empty sessionID matches no token.
 	RevokeRefreshTokensBySession(ctx context.Context, sessionID string, at time.Time) (int64, error)
+	// RevokeUserRefreshTokens revokes every token of the user not yet
+	// revoked, except those of the browser session exceptSession (none
+	// when it is empty), and returns how many.
+	RevokeUserRefreshTokens(ctx context.Context, userID, exceptSession string, at time.Time) (int64, error)
 	DeleteExpiredRefreshTokens(ctx context.Context, before time.Time) (int64, error)
 
 	// Signing keys.

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -84,6 +85,21 @@ func (q queries) UpdateUser(ctx context.Context, u store.User) error {
 
 // ListUsers returns up to limit users (100 when limit <= 0) whose folded
 // username sorts after afterUsername, byte-wise, in that order.
+func (q queries) ListUsersByEmail(ctx context.Context, email string, limit int) ([]store.User, error) {
+	const query = `SELECT ` + userCols + ` FROM users
+		WHERE lower(email) = $1 AND email <> '' ORDER BY username LIMIT $2`
+
+	if limit <= 0 {
+		limit = 10
+	}
+	rows, err := q.q.Query(ctx, query, strings.ToLower(strings.TrimSpace(email)), limit)
+	users, err := collect(rows, err, scanUser)
+	if err != nil {
+		return nil, fmt.Errorf("list users by email: %w", err)
+	}
+	return users, nil
+}
+
 func (q queries) ListUsers(ctx context.Context, afterUsername string, limit int) ([]store.User, error) {
 	const query = `SELECT ` + userCols + ` FROM users WHERE username > $1 ORDER BY username LIMIT $2`
 

@@ -55,6 +55,10 @@ func (s txStore) UpdateUser(ctx context.Context, u store.User) error {
 	return do(ctx, s, func(tx store.Tx) error { return tx.UpdateUser(ctx, u) })
 }
 
+func (s txStore) ListUsersByEmail(ctx context.Context, email string, limit int) ([]store.User, error) {
+	return in(ctx, s, func(tx store.Tx) ([]store.User, error) { return tx.ListUsersByEmail(ctx, email, limit) })
+}
+
 func (s txStore) ListUsers(ctx context.Context, afterUsername string, limit int) ([]store.User, error) {
 	return in(ctx, s, func(tx store.Tx) ([]store.User, error) { return tx.ListUsers(ctx, afterUsername, limit) })
 }
@@ -153,6 +157,10 @@ func (s txStore) RevokeRefreshFamily(ctx context.Context, family string, at time
 
 func (s txStore) RevokeRefreshTokensBySession(ctx context.Context, sessionID string, at time.Time) (int64, error) {
 	return in(ctx, s, func(tx store.Tx) (int64, error) { return tx.RevokeRefreshTokensBySession(ctx, sessionID, at) })
+}
+
+func (s txStore) RevokeUserRefreshTokens(ctx context.Context, userID, exceptSession string, at time.Time) (int64, error) {
+	return in(ctx, s, func(tx store.Tx) (int64, error) { return tx.RevokeUserRefreshTokens(ctx, userID, exceptSession, at) })
 }
 
 func (s txStore) DeleteExpiredRefreshTokens(ctx context.Context, before time.Time) (int64, error) {

@@ -197,3 +197,32 @@ func testTimesInUTC(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+func testListUsersByEmail(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a := newUser("user-a", "a")
+	a.Email = "Nadia.Roy@Clinic.example"
+	b := newUser("user-b", "b")
+	b.Email = "nadia.roy@clinic.example"
+	c := newUser("user-c", "c")
+	c.Email = ""
+	for _, u := range []store.User{a, b, c, newUser("user-d", "d")} {
+		must(t, s.CreateUser(ctx, u))
+	}
+	for _, tt := range []struct {
+		email string
+		limit int
+		want  []string
+	}{
+		{"nadia.roy@clinic.example", 0, []string{"user-a", "user-b"}},
+		{" NADIA.ROY@clinic.EXAMPLE ", 0, []string{"user-a", "user-b"}},
+		{"nadia.roy@clinic.example", 1, []string{"user-a"}},
+		{"d@example.org", 0, []string{"user-d"}},
+		{"nadia", 0, []string{}},
+		{"", 0, []string{}},
+	} {
+		got, err := s.ListUsersByEmail(ctx, tt.email, tt.limit)
+		must(t, err)
+		equal(t, ids(got, userID), tt.want, "ListUsersByEmail("+tt.email+")")
+	}
+}
