@@ -11,6 +11,8 @@ const (
 	emailRecoveryCodeUsed = "recovery_code_used"
 	emailActivation       = "activation"
 	emailPhoneChanged     = "phone_changed"
+	emailPasswordReset    = "password_reset"
+	emailPasswordChanged  = "password_changed"
 )
 
 // PhoneChangedEmail is the data of the "phone_changed" email: support
@@ -46,6 +48,23 @@ type ActivationEmail struct {
 	Username  string
 	Link      string
 	Expires   string // already formatted
+}
+
+// PasswordResetEmail is the data of the "password_reset" email: a
+// single-use link to choose a new password after a second factor.
+type PasswordResetEmail struct {
+	GivenName string
+	Username  string
+	Link      string
+	Minutes   int // how long the link works
+}
+
+// PasswordChangedEmail is the data of the "password_changed" email.
+type PasswordChangedEmail struct {
+	GivenName  string
+	Reset      bool   // through a forgotten-password link
+	When       string // already formatted
+	SupportURL string // optional
 }
 
 // Email renders the email name ("method_added", "recovery_code_used",
@@ -99,6 +118,10 @@ func sampleEmail(name string) any {
 		return RecoveryCodeUsedEmail{}
 	case emailActivation:
 		return ActivationEmail{}
+	case emailPasswordReset:
+		return PasswordResetEmail{}
+	case emailPasswordChanged:
+		return PasswordChangedEmail{}
 	}
 	return nil
 }

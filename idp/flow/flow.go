@@ -367,7 +367,8 @@ func (f *Flow) Load(w http.ResponseWriter, r *http.Request, steps ...Step) (*Sta
 	if a.Flow.UserID == "" {
 		return nil, f.toPassword(a)
 	}
-	if !slices.Contains(steps, Step(a.Flow.Step)) {
+	if !slices.Contains(steps, Step(a.Flow.Step)) || a.Flow.Reset && slices.Contains(steps, StepEnroll) {
+		// (A reset flow never enrolls a method.)
 		return nil, web.Forbidden()
 	}
 	u, err := f.Store.GetUser(r.Context(), a.Flow.UserID)
@@ -499,6 +500,9 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthR
 	end := *a
 	if err := prepare(&end.Flow); err != nil {
 		return f.storageErr(err)
+	}
+	if end.Flow.Reset {
+		return f.resetVerified(w, r, a.ID, prepare)
 	}
 	a = &end
 	amr := AMR{}
