@@ -226,7 +226,13 @@ func (s *Server) Handler() (http.Handler, error) {
 		Issuer:  s.Issuer,
 		Logger:  s.Logger,
 		Now:     s.Now,
+
+		Passwords:  s.Passwords,
+		Notify:     s.Notify,
+		SupportURL: s.SupportURL,
 	}
+	s.Login.NewFlow = s.Account.NewAuthRequest
+	s.Login.Notify, s.Login.SupportURL = s.Notify, s.SupportURL
 	if err := s.ensureAccountClient(); err != nil {
 		return nil, err
 	}

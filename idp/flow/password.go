@@ -5,12 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/sesame-idp/sesame/idp/notify"
 	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/idp/session"
 	"github.com/sesame-idp/sesame/idp/store"
 	"github.com/sesame-idp/sesame/idp/web"
+	"github.com/sesame-idp/sesame/templates"
 )
 
 // A forgotten password: the emailed link starts a flow that asks for a
@@ -132,4 +137,55 @@ func (f *Flow) SignOutEverywhere(ctx context.Context, userID, keep string) (int,
 		return 0, fmt.Errorf("revoke the refresh tokens of %s: %w", userID, err)
 	}
 	return len(ended), nil
+}
+
+// SetPassword stores u's new password hash with its audit event
+// (password.changed, or password.reset after a forgotten-password link)
+// and the email that tells the user, in one transaction. The caller wakes
+// the outbox worker.
+func (f *Flow) SetPassword(r *http.Request, u store.User, phc string, reset bool, supportURL string) error {
+	ctx := r.Context()
+	now := f.now()
+	lang := "fr"
+	if strings.HasPrefix(u.Locale, "en") {
+		lang = "en"
+	}
+	subject, text, html, err := f.Web.Templates.Email(lang, "password_changed", templates.PasswordChangedEmail{
+		GivenName: u.GivenName, Reset: reset, When: formatWhen(now, lang), SupportURL: supportURL,
+	})
+	if err != nil {
+		return err
+	}
+	typ := "password.changed"
+	if reset {
+		typ = "password.reset"
+	}
+	return f.Store.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.SetPassword(ctx, u.ID, phc, now); err != nil {
+			return err
+		}
+		if err := tx.AppendAuditEvent(ctx, f.Event(r, store.AuditEvent{Type: typ, ActorID: u.ID, UserID: u.ID})); err != nil {
+			return err
+		}
+		if u.Email == "" {
+			return nil
+		}
+		return notify.EnqueueEmail(ctx, tx, "password_changed:"+uuid.NewString(),
+			notify.Email{To: u.Email, Subject: subject, Text: text, HTML: html, Lang: lang}, now)
+	})
+}
+
+var montreal = func() *time.Location {
+	if loc, err := time.LoadLocation("America/Montreal"); err == nil {
+		return loc
+	}
+	return time.FixedZone("EST", -5*3600)
+}()
+
+func formatWhen(t time.Time, lang string) string {
+	t = t.In(montreal)
+	if lang == "en" {
+		return t.Format("January 2, 2006 at 3:04 pm MST")
+	}
+	return t.Format("2006-01-02 à 15 h 04 (MST)")
 }
