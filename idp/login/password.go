@@ -102,7 +102,9 @@ func (h *Handler) postForgot(w http.ResponseWriter, r *http.Request) error {
 	ip := h.Flow.Networks.ClientIP(r)
 	// Counted whether the account exists or not: the refusal says nothing.
 	for _, q := range []func() (regulate.Verdict, error){
-		func() (regulate.Verdict, error) { return h.Regulator.AllowFromNetwork(r.Context(), ResetPerNetwork, ip) },
+		func() (regulate.Verdict, error) {
+			return h.Regulator.AllowFromNetwork(r.Context(), ResetPerNetwork, ip)
+		},
 		func() (regulate.Verdict, error) { return h.Regulator.Allow(r.Context(), ResetPerAccount, account) },
 	} {
 		v, err := q()
@@ -319,4 +321,3 @@ func (h *Handler) postReset(w http.ResponseWriter, r *http.Request) error {
 	h.Logger.Info("password reset", "user_id", u.ID)
 	return h.renderPassword(w, r, st.Lang, http.StatusOK, templates.PasswordPage{Mode: "done", SignInURL: h.Web.Path("/account")}, "")
 }
-
