@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/sesame-idp/sesame/idp/regulate"
 	"github.com/sesame-idp/sesame/idp/store"
 )
 
@@ -514,4 +515,34 @@ func TestForgottenPasswordThrottled(t *testing.T) {
 			t.Errorf("an hour later: %d", p.status)
 		}
 	})
+}
+
+// BenchmarkForgotPassword measures the work of a forgotten-password
+// request without its time budget: for an account that exists (a token,
+// an email rendered and queued, in one transaction) and for one that does
+// not (a lookup). The budget (login.DefaultResetBudget) must exceed the
+// first for both answers to take the same time.
+func BenchmarkForgotPassword(b *testing.B) {
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			env := newTestEnv(b, be)
+			env.srv.Login.Pad = func(context.Context, time.Time, time.Duration) {}
+			many := regulate.Quota{Name: "bench", Limit: 1 << 30, Window: time.Hour}
+			env.srv.Login.ResetPerAccount, env.srv.Login.ResetPerNetwork = many, many
+			env.passwordOnlyUser("sophie", pw)
+			br := newBrowser(b)
+			p := br.get(env.issuer + "/password/forgot")
+			action, vals := p.form(b, "password-forgot")
+			for _, name := range []string{"sophie", "personne"} {
+				b.Run(map[string]string{"sophie": "known", "personne": "unknown"}[name], func(b *testing.B) {
+					vals.Set("username", name)
+					for b.Loop() {
+						if p := br.post(action, vals); p.status != http.StatusOK {
+							b.Fatalf("%d", p.status)
+						}
+					}
+				})
+			}
+		})
+	}
 }

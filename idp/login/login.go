@@ -55,6 +55,8 @@ type Handler struct {
 	// (tests record it).
 	ResetBudget time.Duration
 	Pad         func(ctx context.Context, started time.Time, budget time.Duration)
+	// Forgotten-password quotas; zero: ResetPerAccount, ResetPerNetwork.
+	ResetPerAccount, ResetPerNetwork regulate.Quota
 }
 
 func (h *Handler) now() time.Time {

@@ -42,11 +42,19 @@ const ResetTTL = 30 * time.Minute
 // request takes at least, whether the account exists or not.
 const DefaultResetBudget = 300 * time.Millisecond
 
-// Reset quotas: emails per account name, and requests per network.
+// Reset quotas (the defaults of Handler.ResetPerAccount and
+// ResetPerNetwork): emails per account name, and requests per network.
 var (
 	ResetPerAccount = regulate.Quota{Name: "pwreset-a", Limit: 3, Window: 15 * time.Minute}
 	ResetPerNetwork = regulate.Quota{Name: "pwreset-n", Limit: 20, Window: time.Hour}
 )
+
+func or(q, def regulate.Quota) regulate.Quota {
+	if q == (regulate.Quota{}) {
+		return def
+	}
+	return q
+}
 
 func (h *Handler) resetBudget() time.Duration {
 	if h.ResetBudget > 0 {
@@ -103,9 +111,11 @@ func (h *Handler) postForgot(w http.ResponseWriter, r *http.Request) error {
 	// Counted whether the account exists or not: the refusal says nothing.
 	for _, q := range []func() (regulate.Verdict, error){
 		func() (regulate.Verdict, error) {
-			return h.Regulator.AllowFromNetwork(r.Context(), ResetPerNetwork, ip)
+			return h.Regulator.AllowFromNetwork(r.Context(), or(h.ResetPerNetwork, ResetPerNetwork), ip)
 		},
-		func() (regulate.Verdict, error) { return h.Regulator.Allow(r.Context(), ResetPerAccount, account) },
+		func() (regulate.Verdict, error) {
+			return h.Regulator.Allow(r.Context(), or(h.ResetPerAccount, ResetPerAccount), account)
+		},
 	} {
 		v, err := q()
 		if err != nil {
