@@ -60,6 +60,10 @@ func TestChangePassword(t *testing.T) {
 		here, other := newBrowser(t), newBrowser(t)
 		hereTok := signedInWithTokens(t, r, here, "sophie", pw)
 		otherTok := signedInWithTokens(t, r, other, "sophie", pw)
+		// A third browser is half-way: the old password given, not yet
+		// the second factor.
+		halfway := newBrowser(t)
+		half, _ := challengePage(t, env, r, halfway, "sophie")
 		env.outbox() // nothing queued so far; drop anything
 
 		// The Security page links to the form; the factor is fresh.
@@ -137,6 +141,12 @@ func TestChangePassword(t *testing.T) {
 		}
 		if _, err := r.refresh(hereTok.RefreshToken); err != nil {
 			t.Errorf("this session's refresh token: %v", err)
+		}
+		// The half-way sign-in cannot finish with the old password.
+		action, vals = half.form(t, "mfa")
+		vals.Set("code", env.nextCode("sophie"))
+		if p := halfway.post(action, vals); p.status != http.StatusBadRequest && p.status != http.StatusGone || p.header.Get("Location") != "" {
+			t.Errorf("half-way sign-in after the change: %d %s", p.status, p.header.Get("Location"))
 		}
 		// The new password signs in; the old one no longer.
 		b := newBrowser(t)

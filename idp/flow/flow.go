@@ -504,6 +504,9 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthR
 	if end.Flow.Reset {
 		return f.resetVerified(w, r, a.ID, prepare)
 	}
+	if err := f.passwordStillValid(r, end.Flow); err != nil {
+		return err
+	}
 	a = &end
 	amr := AMR{}
 	if !a.Flow.PasswordAt.IsZero() {

@@ -189,3 +189,22 @@ func formatWhen(t time.Time, lang string) string {
 	}
 	return t.Format("2006-01-02 à 15 h 04 (MST)")
 }
+
+// passwordStillValid refuses to end a sign-in whose password was given
+// before the password changed (a browser half-way through its sign-in
+// when the user changed or reset the password elsewhere): back to the
+// password page. Step-ups and added methods continue a session, which the
+// change ended or kept on purpose.
+func (f *Flow) passwordStillValid(r *http.Request, fl oidcstore.Flow) error {
+	if fl.PasswordAt.IsZero() || fl.StepUp || fl.AddMethod || fl.UserID == "" {
+		return nil
+	}
+	creds, err := f.Store.ListCredentials(r.Context(), fl.UserID, store.CredPassword)
+	if err != nil {
+		return web.Unavailable(err)
+	}
+	if len(creds) > 0 && creds[0].CreatedAt.After(fl.PasswordAt) {
+		return web.Expired()
+	}
+	return nil
+}
