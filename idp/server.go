@@ -242,7 +242,13 @@ func (s *Server) Handler() (http.Handler, error) {
 		Logger:  s.Logger,
 		Now:     s.Now,
 		Audit:   s.Audit.Record,
+
+		Passwords:  s.Passwords,
+		Notify:     s.Notify,
+		SupportURL: s.SupportURL,
 	}
+	s.Login.NewFlow = s.Account.NewAuthRequest
+	s.Login.Notify, s.Login.SupportURL = s.Notify, s.SupportURL
 	if err := s.ensureAccountClient(); err != nil {
 		return nil, err
 	}

@@ -13,6 +13,8 @@ const (
 	emailPhoneChanged     = "phone_changed"
 	emailRequestDone      = "account_request_done"
 	emailRequestRejected  = "account_request_rejected"
+	emailPasswordReset    = "password_reset"
+	emailPasswordChanged  = "password_changed"
 )
 
 // AccountRequestDoneEmail is the data of the "account_request_done" email
@@ -70,6 +72,23 @@ type ActivationEmail struct {
 	Expires   string // already formatted
 }
 
+// PasswordResetEmail is the data of the "password_reset" email: a
+// single-use link to choose a new password after a second factor.
+type PasswordResetEmail struct {
+	GivenName string
+	Username  string
+	Link      string
+	Minutes   int // how long the link works
+}
+
+// PasswordChangedEmail is the data of the "password_changed" email.
+type PasswordChangedEmail struct {
+	GivenName  string
+	Reset      bool   // through a forgotten-password link
+	When       string // already formatted
+	SupportURL string // optional
+}
+
 // Email renders the email name ("method_added", "recovery_code_used",
 // "activation") in lang: the subject (message email.<name>.subject), the
 // plain-text body (emails/<name>.txt, text/template) and the HTML body
@@ -121,6 +140,10 @@ func sampleEmail(name string) any {
 		return RecoveryCodeUsedEmail{}
 	case emailActivation:
 		return ActivationEmail{}
+	case emailPasswordReset:
+		return PasswordResetEmail{}
+	case emailPasswordChanged:
+		return PasswordChangedEmail{}
 	}
 	return nil
 }

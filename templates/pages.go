@@ -23,6 +23,7 @@ const (
 	pageRecoveryUsed   = "recovery_used"
 	pageSecurity       = "security"
 	pageLogoutConfirm  = "logout_confirm"
+	pagePassword       = "password"
 )
 
 // Base is the data every page carries.
@@ -52,6 +53,7 @@ type LoginPage struct {
 	Flow       string // hidden input "flow"
 	Username   string // prefilled username (after a failed attempt)
 	ClientName string // the application the user signs in to; optional
+	ForgotURL  string // the forgotten-password page; optional
 }
 
 // ErrorPage is a dead end: a title, a message and a reference for support.
@@ -232,6 +234,7 @@ type SecurityPage struct {
 	AddMethodURL      string
 	RegenerateAction  string // POST
 	RemainingRecovery int
+	PasswordURL       string // the password change (a#change-password); optional
 }
 
 // Login renders the password step.
@@ -309,6 +312,32 @@ func (e *Engine) LogoutConfirm(w http.ResponseWriter, status int, p LogoutConfir
 	return e.render(w, status, pageLogoutConfirm, &p.Base, &p)
 }
 
+// PasswordPage is a step of a forgotten password or a password change.
+// Mode picks it: "forgot" (form#password-forgot: username), "sent" (the
+// same answer whether the account exists or not, #password-forgot-sent),
+// "link" (the emailed link: form#password-reset-link, a POST so link
+// scanners use nothing), "no_factor" (#password-no-factor: call support),
+// "reset" (form#password-reset: password, password_confirm), "done"
+// (#password-reset-done) and "change" (form#password-change:
+// current_password, password, password_confirm).
+type PasswordPage struct {
+	Base
+	Mode       string
+	Action     string // form action (POST)
+	Token      string // "link": hidden input token
+	Flow       string // "reset": hidden input flow
+	Username   string // "forgot": typed back; "change": for password managers
+	MinLength  int
+	SignInURL  string // "done"
+	BackURL    string // "change": the Security page
+	SupportURL string // "no_factor"; optional
+}
+
+// Password renders a forgotten-password or password-change page.
+func (e *Engine) Password(w http.ResponseWriter, status int, p PasswordPage) error {
+	return e.render(w, status, pagePassword, &p.Base, &p)
+}
+
 // Security renders the user's methods.
 func (e *Engine) Security(w http.ResponseWriter, status int, p SecurityPage) error {
 	return e.render(w, status, pageSecurity, &p.Base, &p)
@@ -370,6 +399,8 @@ func samplePage(name, lang string) any {
 		return &SecurityPage{Base: b}
 	case pageLogoutConfirm:
 		return &LogoutConfirmPage{Base: b}
+	case pagePassword:
+		return &PasswordPage{Base: b}
 	}
 	return &b
 }

@@ -32,14 +32,14 @@ const defaultLang = "fr"
 var pageNames = []string{
 	pageLogin, pageError, pageSignedOut, pageActivate, pageMFASetup,
 	pageTOTPSetup, pageTOTPConfirm, pageTOTPPrint, pageRecoveryCodes, pageSMSEnroll, pageSMSConfirm, pageWebAuthnEnroll,
-	pageMFAChallenge, pageRecoveryUsed, pageSecurity, pageLogoutConfirm,
+	pageMFAChallenge, pageRecoveryUsed, pageSecurity, pageLogoutConfirm, pagePassword,
 }
 
 // emailNames are the emails: emails/<name>.txt and emails/<name>.html each,
 // inside emails/layout.txt and emails/layout.html, with the subject message
 // email.<name>.subject.
 var emailNames = []string{emailMethodAdded, emailRecoveryCodeUsed, emailActivation, emailPhoneChanged,
-	emailRequestDone, emailRequestRejected}
+	emailRequestDone, emailRequestRejected, emailPasswordReset, emailPasswordChanged}
 
 // Engine renders the pages and emails. It is safe for concurrent use.
 type Engine struct {

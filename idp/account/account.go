@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -57,6 +58,16 @@ type Handler struct {
 	Now     func() time.Time
 	// Audit records events that change nothing (a step-up asked for).
 	Audit func(ctx context.Context, e store.AuditEvent) error
+
+	// Passwords verifies the current password and hashes the new one.
+	Passwords users.Passwords
+	// PasswordFactorWindow is how recent the second factor must be to
+	// change the password (DefaultPasswordFactorWindow when zero; never
+	// more than the flow's factor window).
+	PasswordFactorWindow time.Duration
+	// Notify wakes the outbox worker after an email was queued.
+	Notify     func()
+	SupportURL string
 }
 
 func (h *Handler) now() time.Time {
@@ -73,6 +84,8 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /account/methods/add", h.Web.Handle(h.addMethod))
 	mux.Handle("POST /account/methods/remove", h.Web.Handle(h.removeMethod))
 	mux.Handle("POST /account/recovery", h.Web.Handle(h.regenerate))
+	mux.Handle("GET "+PathPassword, h.Web.Handle(h.showPassword))
+	mux.Handle("POST "+PathPassword, h.Web.Handle(h.changePassword))
 	mux.HandleFunc("POST /account", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, h.Web.Path("/account"), http.StatusSeeOther)
 	})
@@ -83,13 +96,25 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 // public, so the request carries a PKCE challenge like any other; fresh
 // forces the password and a second factor again.
 func (h *Handler) authRequest(ctx context.Context, fresh bool) (*oidcstore.AuthRequest, error) {
+	return h.authRequestTo(ctx, fresh, "")
+}
+
+// NewAuthRequest is a new auth request of the account client, for flows
+// that other pages run (a forgotten password).
+func (h *Handler) NewAuthRequest(ctx context.Context) (*oidcstore.AuthRequest, error) {
+	return h.authRequest(ctx, false)
+}
+
+// authRequestTo is authRequest whose callback goes back to then, one of
+// returnPaths' keys ("": the Security page), named in the state.
+func (h *Handler) authRequestTo(ctx context.Context, fresh bool, then string) (*oidcstore.AuthRequest, error) {
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	sum := sha256.Sum256(secret)
 	req := &oidc.AuthRequest{
 		ClientID: ClientID, RedirectURI: h.Issuer + "/account/callback",
 		Scopes: []string{"openid"}, ResponseType: oidc.ResponseTypeCode,
-		State:               base64.RawURLEncoding.EncodeToString(secret[:12]),
+		State:               base64.RawURLEncoding.EncodeToString(secret[:12]) + stateSuffix(then),
 		CodeChallenge:       base64.RawURLEncoding.EncodeToString(sum[:]),
 		CodeChallengeMethod: oidc.CodeChallengeMethodS256,
 	}
@@ -106,10 +131,14 @@ func (h *Handler) authRequest(ctx context.Context, fresh bool) (*oidcstore.AuthR
 
 // signIn sends the browser through the sign-in flow of the account client.
 func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, fresh bool) error {
+	return h.signInTo(w, r, fresh, "")
+}
+
+func (h *Handler) signInTo(w http.ResponseWriter, r *http.Request, fresh bool, then string) error {
 	if err := h.Flow.AllowRequest(w, r); err != nil {
 		return err
 	}
-	a, err := h.authRequest(r.Context(), fresh)
+	a, err := h.authRequestTo(r.Context(), fresh, then)
 	if err != nil {
 		return err
 	}
@@ -125,8 +154,25 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) error {
 			_ = h.Storage.DeleteAuthRequest(r.Context(), a.GetID())
 		}
 	}
-	http.Redirect(w, r, h.Web.Path("/account"), http.StatusSeeOther)
+	target := "/account"
+	if _, then, ok := strings.Cut(r.URL.Query().Get("state"), "."); ok {
+		if p, known := returnPaths[then]; known {
+			target = p
+		}
+	}
+	http.Redirect(w, r, h.Web.Path(target), http.StatusSeeOther)
 	return nil
+}
+
+// returnPaths are the pages a sign-in of the account client may come back
+// to, by the name its state carries (never a URL: no open redirect).
+var returnPaths = map[string]string{"password": PathPassword}
+
+func stateSuffix(then string) string {
+	if _, ok := returnPaths[then]; ok {
+		return "." + then
+	}
+	return ""
 }
 
 // errSignedIn: the handler has sent the browser to sign in.
@@ -226,6 +272,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, u store.User, n
 		AddMethodURL:      h.Web.Path("/account/methods/add"),
 		RegenerateAction:  h.Web.Path("/account/recovery"),
 		RemainingRecovery: remaining,
+		PasswordURL:       h.Web.Path(PathPassword),
 	})
 }
 

@@ -10,5 +10,7 @@
 // Pages (idp/login, idp/mfa, idp/account) report to it — "password ok",
 // "factor verified", "wrong code" — and never call one another. The
 // flow's state lives in the auth request (oidcstore.Flow) and changes only
-// by atomic updates.
+// by atomic updates. A reset flow (password.go) asks for a second factor
+// for a forgotten password and ends on the new-password page, never with a
+// code; SignOutEverywhere ends a user's sessions and revokes their tokens.
 package flow

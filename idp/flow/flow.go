@@ -415,7 +415,8 @@ func (f *Flow) Load(w http.ResponseWriter, r *http.Request, steps ...Step) (*Sta
 	if a.Flow.UserID == "" {
 		return nil, f.toPassword(a)
 	}
-	if !slices.Contains(steps, Step(a.Flow.Step)) {
+	if !slices.Contains(steps, Step(a.Flow.Step)) || a.Flow.Reset && slices.Contains(steps, StepEnroll) {
+		// (A reset flow never enrolls a method.)
 		return nil, web.Forbidden()
 	}
 	u, err := f.Store.GetUser(r.Context(), a.Flow.UserID)
@@ -562,6 +563,12 @@ func (f *Flow) finish(w http.ResponseWriter, r *http.Request, a *oidcstore.AuthR
 	end := *a
 	if err := prepare(&end.Flow); err != nil {
 		return f.storageErr(err)
+	}
+	if end.Flow.Reset {
+		return f.resetVerified(w, r, a.ID, prepare)
+	}
+	if err := f.passwordStillValid(r, end.Flow); err != nil {
+		return err
 	}
 	a = &end
 	amr := AMR{}

@@ -42,6 +42,21 @@ type Handler struct {
 	Logger   *slog.Logger
 	Now      func() time.Time
 	Audit    func(ctx context.Context, e store.AuditEvent) error
+
+	// NewFlow creates an auth request of Sésame's own account client (the
+	// forgotten-password flow runs in one).
+	NewFlow func(ctx context.Context) (*oidcstore.AuthRequest, error)
+	// Notify wakes the outbox worker after an email was queued.
+	Notify func()
+	// SupportURL is given to users who cannot reset their password alone.
+	SupportURL string
+	// ResetBudget is the least time a forgotten-password request takes
+	// (DefaultResetBudget when zero); Pad, when set, replaces the wait
+	// (tests record it).
+	ResetBudget time.Duration
+	Pad         func(ctx context.Context, started time.Time, budget time.Duration)
+	// Forgotten-password quotas; zero: ResetPerAccount, ResetPerNetwork.
+	ResetPerAccount, ResetPerNetwork regulate.Quota
 }
 
 func (h *Handler) now() time.Time {
@@ -66,6 +81,11 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /activate", h.Web.Handle(h.showActivate))
 	mux.Handle("POST /activate", h.Web.Handle(h.postActivate))
 	mux.Handle("GET /signed-out", h.Web.Handle(h.signedOut))
+	mux.Handle("GET /password/forgot", h.Web.Handle(h.showForgot))
+	mux.Handle("POST /password/forgot", h.Web.Handle(h.postForgot))
+	mux.Handle("GET "+flow.PathReset, h.Web.Handle(h.showReset))
+	mux.Handle("POST "+flow.PathReset, h.Web.Handle(h.postReset))
+	mux.Handle("POST /password/reset/start", h.Web.Handle(h.startReset))
 }
 
 func (h *Handler) showLogin(w http.ResponseWriter, r *http.Request) error {
@@ -98,6 +118,7 @@ func (h *Handler) renderLoginWith(w http.ResponseWriter, r *http.Request, a *oid
 	}
 	return h.Web.Templates.Login(w, status, templates.LoginPage{
 		Base: b, Action: h.Web.Path("/login"), Flow: a.ID, Username: username, ClientName: name,
+		ForgotURL: h.Web.Path("/password/forgot"),
 	})
 }
 

@@ -54,6 +54,9 @@ type Flow struct {
 	StepUp bool `json:"step_up,omitempty"`
 	// AddMethod: the flow adds a method for a signed-in user.
 	AddMethod bool `json:"add_method,omitempty"`
+	// Reset: the flow proves a forgotten-password link with a second
+	// factor, then sets a new password; it never issues a code.
+	Reset bool `json:"reset,omitempty"`
 	// Pending enrollment state of the factors (a new TOTP key, recovery
 	// codes) until it is confirmed; the whole record is sealed in Redis.
 	Pending map[string]string `json:"pending,omitempty"`

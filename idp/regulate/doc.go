@@ -10,7 +10,9 @@
 // SP 800-63B §5.2.2), and a network's failures across accounts are capped
 // too. Support voids an account's counts with Unlock (`sesame user unlock`).
 // AllowRequest counts requests per network, generously: a hospital behind
-// one address signs in hundreds of people at 7 a.m.
+// one address signs in hundreds of people at 7 a.m. A Quota (quota.go)
+// limits actions that cost something whether they succeed or not (a reset
+// email), per subject or per network.
 //
 // State lives in the ephemeral store through the narrow Store interface,
 // changed by atomic read-modify-writes; the windows follow the injected

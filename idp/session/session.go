@@ -155,6 +155,9 @@ func (m *Manager) Start(w http.ResponseWriter, r *http.Request, s Session) (*Ses
 	if err := m.put(r.Context(), Hash(value), &s); err != nil {
 		return nil, err
 	}
+	if err := m.index(r.Context(), Hash(value), &s); err != nil {
+		return nil, err
+	}
 	m.setCookie(w, sessionCookie, value, int(s.ExpiresAt.Sub(now).Seconds()))
 	return &s, nil
 }

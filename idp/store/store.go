@@ -101,6 +101,10 @@ type Tx interface {
 	// session sessionID (the ID token's sid) not yet revoked, and returns
 	// how many; an empty sessionID matches no token.
 	RevokeRefreshTokensBySession(ctx context.Context, sessionID string, at time.Time) (int64, error)
+	// RevokeUserRefreshTokens revokes every token of the user not yet
+	// revoked, except those of the browser session exceptSession (none
+	// when it is empty), and returns how many.
+	RevokeUserRefreshTokens(ctx context.Context, userID, exceptSession string, at time.Time) (int64, error)
 	DeleteExpiredRefreshTokens(ctx context.Context, before time.Time) (int64, error)
 
 	// Signing keys.

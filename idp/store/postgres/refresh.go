@@ -125,6 +125,17 @@ func (q queries) RevokeRefreshTokensBySession(ctx context.Context, sessionID str
 	return tag.RowsAffected(), nil
 }
 
+func (q queries) RevokeUserRefreshTokens(ctx context.Context, userID, exceptSession string, at time.Time) (int64, error) {
+	const query = `UPDATE refresh_tokens SET revoked_at = $3
+		WHERE user_id = $1 AND revoked_at IS NULL AND ($2 = '' OR session_id <> $2)`
+
+	tag, err := q.q.Exec(ctx, query, userID, exceptSession, ts(at))
+	if err != nil {
+		return 0, fmt.Errorf("revoke refresh tokens of user %s: %w", userID, mapErr(err))
+	}
+	return tag.RowsAffected(), nil
+}
+
 // DeleteExpiredRefreshTokens deletes the tokens with ExpiresAt before
 // before; tokens without expiry stay.
 func (q queries) DeleteExpiredRefreshTokens(ctx context.Context, before time.Time) (int64, error) {

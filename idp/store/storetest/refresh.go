@@ -186,6 +186,48 @@ func testRevokeRefreshTokensBySession(t *testing.T, s store.Store) {
 	equal(t, got.RevokedAt, time.Time{}, "RevokedAt of a token without session")
 }
 
+func testRevokeUserRefreshTokens(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u, c := seed(t, s)
+	other := newUser("user-2", "bob")
+	must(t, s.CreateUser(ctx, other))
+	token := func(id, user, session string) store.RefreshToken {
+		rt := newRefreshToken(id, "fam-"+id, "", user, c.ID, t0)
+		rt.SessionID = session
+		return rt
+	}
+	for _, rt := range []store.RefreshToken{
+		token("keep", u.ID, "session-keep"),
+		token("s1", u.ID, "session-1"),
+		token("s2", u.ID, "session-2"),
+		token("none", u.ID, ""),
+		token("old", u.ID, "session-1"),
+		token("bob", other.ID, "session-bob"),
+	} {
+		must(t, s.CreateRefreshToken(ctx, rt))
+	}
+	must(t, s.RevokeRefreshToken(ctx, "old", at(time.Minute)))
+
+	n, err := s.RevokeUserRefreshTokens(ctx, u.ID, "session-keep", at(time.Hour))
+	must(t, err)
+	equal(t, n, int64(3), "tokens revoked")
+	for id, want := range map[string]time.Time{"keep": {}, "s1": at(time.Hour), "s2": at(time.Hour), "none": at(time.Hour), "old": at(time.Minute), "bob": {}} {
+		got, err := s.GetRefreshToken(ctx, id)
+		must(t, err)
+		equal(t, got.RevokedAt, want, "RevokedAt of "+id)
+	}
+	// No exception: every token of the user, this session's too.
+	n, err = s.RevokeUserRefreshTokens(ctx, u.ID, "", at(2*time.Hour))
+	must(t, err)
+	equal(t, n, int64(1), "tokens revoked without exception")
+	got, err := s.GetRefreshToken(ctx, "keep")
+	must(t, err)
+	equal(t, got.RevokedAt, at(2*time.Hour), "RevokedAt of keep")
+	n, err = s.RevokeUserRefreshTokens(ctx, "nobody", "", at(2*time.Hour))
+	must(t, err)
+	equal(t, n, int64(0), "tokens of an unknown user")
+}
+
 func testDeleteExpiredRefreshTokens(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	u, c := seed(t, s)

@@ -72,6 +72,7 @@ var cases = []testCase{
 	{"RefreshTokens/Revoke", testRevokeRefreshToken},
 	{"RefreshTokens/RevokeFamily", testRevokeRefreshFamily},
 	{"RefreshTokens/RevokeBySession", testRevokeRefreshTokensBySession},
+	{"RefreshTokens/RevokeByUser", testRevokeUserRefreshTokens},
 	{"RefreshTokens/DeleteExpired", testDeleteExpiredRefreshTokens},
 	{"SigningKeys", testSigningKeys},
 	{"AuditEvents/AppendList", testAuditEvents},

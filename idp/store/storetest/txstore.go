@@ -155,6 +155,10 @@ func (s txStore) RevokeRefreshTokensBySession(ctx context.Context, sessionID str
 	return in(ctx, s, func(tx store.Tx) (int64, error) { return tx.RevokeRefreshTokensBySession(ctx, sessionID, at) })
 }
 
+func (s txStore) RevokeUserRefreshTokens(ctx context.Context, userID, exceptSession string, at time.Time) (int64, error) {
+	return in(ctx, s, func(tx store.Tx) (int64, error) { return tx.RevokeUserRefreshTokens(ctx, userID, exceptSession, at) })
+}
+
 func (s txStore) DeleteExpiredRefreshTokens(ctx context.Context, before time.Time) (int64, error) {
 	return in(ctx, s, func(tx store.Tx) (int64, error) { return tx.DeleteExpiredRefreshTokens(ctx, before) })
 }
