@@ -359,5 +359,8 @@ func samplePage(name, lang string) any {
 	case pageLogoutConfirm:
 		return &LogoutConfirmPage{Base: b}
 	}
+	if p := sampleRequestPage(name, b); p != nil {
+		return p
+	}
 	return &b
 }

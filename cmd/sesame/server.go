@@ -60,6 +60,7 @@ func (a *app) server(ctx context.Context, reg *prometheus.Registry) (*idp.Server
 		SessionTTL:     a.cfg.Session.Lifetime,
 		FactorWindow:   a.cfg.Session.FactorWindow,
 		Demo:           a.cfg.DemoEnabled(),
+		Provisioning:   a.cfg.Provisioning,
 		Regulate:       regulateConfig(a.cfg.Regulate),
 		Logger:         a.log,
 		Registry:       reg,
