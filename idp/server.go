@@ -244,6 +244,7 @@ func (s *Server) Handler() (http.Handler, error) {
 	}
 	s.Requests = &provisioning.Service{Store: s.Store, Config: s.Provisioning, Templates: s.Templates,
 		Issuer: s.Issuer, Now: s.Now, Logger: s.Logger, Poke: s.Notify}
+	s.Storage.Features = s.Requests.Features
 	s.RequestPages = &provisioning.Pages{
 		Service: s.Requests, Web: kit, Store: s.Store, Sessions: sessions,
 		Networks: session.Networks{Trusted: s.TrustedProxies}, Issuer: s.Issuer, FactorWindow: s.FactorWindow,

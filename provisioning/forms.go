@@ -1,7 +1,9 @@
 package provisioning
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -324,12 +326,13 @@ func (h *Pages) submit(w http.ResponseWriter, r *http.Request, scanning bool) er
 	if len(extra) == 0 {
 		res, err = h.Service.Submit(r.Context(), actor, req)
 	} else {
-		// Report the form's own problems with every other one.
-		_, err = h.Service.Submit(r.Context(), actor, req)
+		// The form's own problems, with every other one; nothing stored.
+		err = h.Service.check(r.Context(), actor, req)
 		var ve *ValidationError
-		if errors.As(err, &ve) {
+		switch {
+		case errors.As(err, &ve):
 			ve.Problems = append(extra, ve.Problems...)
-		} else if err == nil || errors.As(err, new(*ForbiddenError)) || errors.Is(err, ErrPending) {
+		case err == nil:
 			err = &ValidationError{Problems: extra}
 		}
 	}
@@ -360,6 +363,22 @@ func (h *Pages) submit(w http.ResponseWriter, r *http.Request, scanning bool) er
 		sent.Warnings = append(sent.Warnings, wr.Text(lang))
 	}
 	return h.Web.Templates.RequestSent(w, http.StatusCreated, sent)
+}
+
+// check applies every rule to req, as Submit does, and stores nothing.
+func (s *Service) check(ctx context.Context, actor Actor, req Request) error {
+	if err := s.init(); err != nil {
+		return err
+	}
+	requester, err := s.requester(ctx, s.Store, actor)
+	if err != nil {
+		return err
+	}
+	e, err := s.evaluate(ctx, s.Store, actor, requester, req)
+	if err != nil {
+		return fmt.Errorf("provisioning: evaluate: %w", err)
+	}
+	return e.fail()
 }
 
 // lookupReference finds the reference account by id or username, among

@@ -122,7 +122,7 @@ func (h *Pages) signIn(w http.ResponseWriter, r *http.Request, fresh bool) error
 		"redirect_uri":          {h.Issuer + "/requests/callback"},
 		"response_type":         {"code"},
 		"scope":                 {"openid"},
-		"state":                 {base64.RawURLEncoding.EncodeToString(secret[:9]) + "." + r.URL.Path},
+		"state":                 {base64.RawURLEncoding.EncodeToString(secret[:9]) + "." + pageOf(r)},
 		"code_challenge":        {base64.RawURLEncoding.EncodeToString(sum[:])},
 		"code_challenge_method": {"S256"},
 	}
@@ -135,6 +135,22 @@ func (h *Pages) signIn(w http.ResponseWriter, r *http.Request, fresh bool) error
 	}
 	http.Redirect(w, r, h.Web.Path("/authorize")+"?"+q.Encode(), http.StatusSeeOther)
 	return errSignIn
+}
+
+// pageOf is the page to come back to after a sign-in started by r: the
+// page itself, or for a POST the page its form was on.
+func pageOf(r *http.Request) string {
+	p := r.URL.Path
+	if r.Method == http.MethodGet {
+		return p
+	}
+	switch {
+	case strings.HasSuffix(p, "/approve"), strings.HasSuffix(p, "/reject"):
+		return p[:strings.LastIndexByte(p, '/')]
+	case strings.Contains(p, "/console/users/"):
+		return p[:strings.Index(p, "/console/users/")] + "/console/users"
+	}
+	return p
 }
 
 // returnPath is the page a sign-in started from, when it is one of ours.

@@ -49,6 +49,9 @@ type Storage struct {
 	LoginURL func(authRequestID string) string
 	// Audit records an event; it must not fail the request.
 	Audit func(ctx context.Context, e store.AuditEvent)
+	// Features returns the features of an occupation (the "features"
+	// claim of scope sesame:institutions); nil: no features claim.
+	Features func(occupation string) []string
 }
 
 // Keys is what Storage needs of the signing keys (idp/keys.Manager).

@@ -116,6 +116,9 @@ func (s *Storage) setUserinfo(ctx context.Context, info *oidc.UserInfo, userID s
 			if u.PrescriberNumber != "" {
 				info.AppendClaims("prescriber_number", u.PrescriberNumber)
 			}
+			if err := s.setInstitutions(ctx, info, u); err != nil {
+				return oidc.ErrServerError().WithParent(err)
+			}
 		}
 	}
 	return nil
