@@ -15,6 +15,7 @@ import (
 
 	"github.com/sesame-idp/sesame/idp"
 	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/provisioning"
 )
 
 // The request pages and the support console over plain HTTP, on both
@@ -497,4 +498,119 @@ func TestConsoleQueueApproveAndStepUp(t *testing.T) {
 			t.Errorf("user lookup: %d:\n%s", u.status, u.body)
 		}
 	})
+}
+
+var (
+	fieldIDRE  = regexp.MustCompile(`<(?:input|select|textarea)[^>]*\sid="([^"]+)"[^>]*>`)
+	hiddenRE   = regexp.MustCompile(`type="hidden"`)
+	describeRE = regexp.MustCompile(`aria-describedby="([^"]+)"`)
+)
+
+// TestRequestFormsInEnglishAndAccessible: ?lang=en gives the English form
+// and English messages; every field has its label, and every id an
+// aria-describedby names exists (the message beside a field included).
+func TestRequestFormsInEnglishAndAccessible(t *testing.T) {
+	env := newRequestEnv(t, backends[0])
+	w := env.requestWorld()
+	b := newBrowser(t)
+	signedInAt(t, env, b, "gestionnaire", "/requests/new")
+	for _, path := range []string{"/requests/new", "/requests/new-scanning"} {
+		p := b.get(env.issuer + path + "?lang=en")
+		if !strings.Contains(p.body, `<html lang="en">`) || !strings.Contains(p.body, "Send the request") {
+			t.Errorf("%s?lang=en is not in English", path)
+		}
+		csrf := csrfOf(t, p)
+		form := url.Values{"csrf_token": {csrf}, "email": {"info@clinique.example"}, "responsible_email": {"info@clinique.example"}}
+		p = b.post(env.issuer+path, form)
+		if p.status != http.StatusUnprocessableEntity || !strings.Contains(p.body, "Required.") {
+			t.Errorf("%s empty form in English: %d, want 422 with English messages", path, p.status)
+		}
+		checkAccessible(t, path, p.body)
+	}
+	// French again, with every problem beside its field.
+	p := b.get(env.issuer + "/requests/new?lang=fr")
+	form := validRequest(w, csrfOf(t, p))
+	form.Set("email", "accueil@clinique.example")
+	form.Set("given_name", "")
+	form.Set("billing_customer_number", "999")
+	p = b.post(env.issuer+"/requests/new", form)
+	for _, id := range []string{"email-error", "given_name-error", "billing_customer_number-error"} {
+		if !p.has(id) {
+			t.Errorf("no #%s beside its field:\n%s", id, p.body)
+		}
+	}
+	if !strings.Contains(p.body, "Obligatoire.") {
+		t.Error("the messages are not in French")
+	}
+	checkAccessible(t, "/requests/new", p.body)
+}
+
+func checkAccessible(t *testing.T, path, body string) {
+	t.Helper()
+	for _, m := range fieldIDRE.FindAllStringSubmatch(body, -1) {
+		if hiddenRE.MatchString(m[0]) {
+			continue
+		}
+		if !strings.Contains(body, `for="`+m[1]+`"`) && !strings.Contains(m[0], `type="search"`) {
+			t.Errorf("%s: #%s has no label", path, m[1])
+		}
+		if d := describeRE.FindStringSubmatch(m[0]); d != nil {
+			for _, id := range strings.Fields(d[1]) {
+				if !strings.Contains(body, `id="`+id+`"`) {
+					t.Errorf("%s: #%s is described by #%s, which does not exist", path, m[1], id)
+				}
+			}
+		}
+	}
+	if strings.Count(body, "<fieldset") != strings.Count(body, "<legend") {
+		t.Errorf("%s: a fieldset without its legend", path)
+	}
+}
+
+func TestScanningRequestAndUserActions(t *testing.T) {
+	var disabled []string
+	env := newTestEnvWith(t, backends[0], func(s *idp.Server) {
+		s.Support = func(_ context.Context, u store.User) (bool, error) { return u.Username == supportUsername, nil }
+		s.UserActions = []provisioning.UserAction{{Name: "disable", LabelFR: "Désactiver", LabelEN: "Disable",
+			Applies: func(u store.User) bool { return u.Status == store.StatusActive },
+			Do: func(_ context.Context, userID string, by store.AuditEvent) error {
+				if by.ActorID == "" || by.Type != "user.disable" {
+					t.Errorf("audit event %+v", by)
+				}
+				disabled = append(disabled, userID)
+				return nil
+			}}}
+	})
+	w := env.requestWorld()
+	b := newBrowser(t)
+	p := signedInAt(t, env, b, "gestionnaire", "/requests/new-scanning")
+	if !p.has("scanning-request") {
+		t.Fatalf("no form#scanning-request:\n%s", p.body)
+	}
+	p = b.post(env.issuer+"/requests/new-scanning", validScanning(w, csrfOf(t, p)))
+	m := requestIDRE.FindStringSubmatch(p.body)
+	if p.status != http.StatusCreated || m == nil {
+		t.Fatalf("scanning request: %d:\n%s", p.status, p.body)
+	}
+	r, err := env.store.GetAccountRequest(context.Background(), m[1])
+	if err != nil || r.AccountType != store.AccountScanning || r.StationName != "Numériseur accueil" {
+		t.Fatalf("stored %+v, %v", r, err)
+	}
+
+	// The console's user lookup offers the actions, which get the actor.
+	sb := newBrowser(t)
+	u := signedInAt(t, env, sb, supportUsername, "/console/users?q=reference")
+	if !strings.Contains(u.body, `data-user-id="`+w.reference.ID+`"`) || !strings.Contains(u.body, "clinical_notes") {
+		t.Fatalf("lookup by username:\n%s", u.body)
+	}
+	action, vals := u.formAction(t, "/console/users/"+w.reference.ID+"/disable")
+	if p := sb.post(action, vals); p.status != http.StatusOK || len(disabled) != 1 || disabled[0] != w.reference.ID {
+		t.Errorf("disable: %d, done for %q", p.status, disabled)
+	}
+	if p := sb.post(env.issuer+"/console/users/"+w.reference.ID+"/delete", vals); p.status != http.StatusNotFound {
+		t.Errorf("unknown action: %d, want 404", p.status)
+	}
+	if p := sb.get(env.issuer + "/console/users?q=" + url.QueryEscape(w.reference.Email)); !strings.Contains(p.body, w.reference.ID) {
+		t.Errorf("lookup by email does not find the user")
+	}
 }

@@ -142,6 +142,9 @@ func (h *Pages) signIn(w http.ResponseWriter, r *http.Request, fresh bool) error
 func pageOf(r *http.Request) string {
 	p := r.URL.Path
 	if r.Method == http.MethodGet {
+		if r.URL.RawQuery != "" && len(r.URL.RawQuery) < 512 {
+			return p + "?" + r.URL.RawQuery
+		}
 		return p
 	}
 	switch {
@@ -156,12 +159,16 @@ func pageOf(r *http.Request) string {
 // returnPath is the page a sign-in started from, when it is one of ours.
 func (h *Pages) returnPath(state string) string {
 	_, p, ok := strings.Cut(state, ".")
-	if !ok || strings.Contains(p, "//") || strings.ContainsAny(p, "\\?#%") {
+	p, query, _ := strings.Cut(p, "?")
+	if !ok || strings.Contains(p, "//") || strings.ContainsAny(p, "\\#%") || strings.ContainsAny(query, "#\\") {
 		return h.Web.Path("/requests")
+	}
+	if query != "" {
+		query = "?" + query
 	}
 	for _, prefix := range []string{"/requests", "/console/"} {
 		if strings.HasPrefix(p, h.Web.Path(prefix)) {
-			return p
+			return p + query
 		}
 	}
 	return h.Web.Path("/requests")
