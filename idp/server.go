@@ -93,6 +93,9 @@ type Server struct {
 	Support func(ctx context.Context, u store.User) (bool, error)
 	// UserActions are the actions of the console's user lookup.
 	UserActions []provisioning.UserAction
+	// Features returns the features an occupation enables, for the
+	// "features" claim of sesame:institutions (nil: none).
+	Features func(occupation string) []string
 
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
@@ -152,6 +155,7 @@ func (s *Server) Handler() (http.Handler, error) {
 		Now:       s.Now,
 		LoginURL:  func(id string) string { return prefix + "/login?flow=" + url.QueryEscape(id) },
 		Audit:     s.Audit.Record,
+		Features:  s.Features,
 	}
 	opts := []op.Option{op.WithHttpInterceptors(s.withTokenGrants)}
 	if !secure {
@@ -244,7 +248,9 @@ func (s *Server) Handler() (http.Handler, error) {
 	}
 	s.Requests = &provisioning.Service{Store: s.Store, Config: s.Provisioning, Templates: s.Templates,
 		Issuer: s.Issuer, Now: s.Now, Logger: s.Logger, Poke: s.Notify}
-	s.Storage.Features = s.Requests.Features
+	if s.Storage.Features == nil {
+		s.Storage.Features = s.Requests.Features
+	}
 	s.RequestPages = &provisioning.Pages{
 		Service: s.Requests, Web: kit, Store: s.Store, Sessions: sessions,
 		Networks: session.Networks{Trusted: s.TrustedProxies}, Issuer: s.Issuer, FactorWindow: s.FactorWindow,
@@ -489,6 +495,12 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 		cfg.ClaimsParameterSupported = true      // its id_token member (oidcstore.ClaimsRequest)
 		cfg.RequestURIParameterSupported = false // withAuthorizeRules
 		cfg.GrantTypesSupported = advertisedGrants(cfg.GrantTypesSupported)
+		// The claims of sesame:institutions (DESIGN §5).
+		for _, c := range []string{"sesame_institutions", "occupation", "practice_number", "prescriber_number", "features"} {
+			if !slices.Contains(cfg.ClaimsSupported, c) {
+				cfg.ClaimsSupported = append(cfg.ClaimsSupported, c)
+			}
+		}
 		b, err := json.Marshal(cfg)
 		if err != nil {
 			http.Error(w, "discovery unavailable", http.StatusServiceUnavailable)

@@ -442,3 +442,40 @@ func TestApproveCrash(t *testing.T) {
 		})
 	}
 }
+
+// TestApproveSameNameConcurrently: two people of the same name approved at
+// once both get an account, with different usernames.
+func TestApproveSameNameConcurrently(t *testing.T) {
+	eachStore(t, func(t *testing.T, s store.Store) {
+		f := newFixture(t, s)
+		a := f.valid()
+		b := f.valid()
+		b.NewUser.Email, b.PracticeNumber = "zoe.autre@example.org", "2345679"
+		b.Institutions = []InstitutionChoice{{ID: instC, Primary: true}}
+		b.Billing = Billing{Name: "CLSC C", CustomerNumber: "789"}
+		b.ReferenceAccount = ReferenceAccount{}
+		ra, err := f.svc.Submit(t.Context(), admin, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb, err := f.svc.Submit(t.Context(), admin, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var da, db Decision
+		var ea, eb error
+		wg.Add(2)
+		go func() { defer wg.Done(); da, ea = f.svc.Approve(t.Context(), admin, ra.ID, nil) }()
+		go func() { defer wg.Done(); db, eb = f.svc.Approve(t.Context(), admin, rb.ID, nil) }()
+		wg.Wait()
+		if ea != nil || eb != nil || da.UserID == db.UserID {
+			t.Fatalf("approvals: %v %v %+v %+v", ea, eb, da, db)
+		}
+		ua, _ := s.GetUser(t.Context(), da.UserID)
+		ub, _ := s.GetUser(t.Context(), db.UserID)
+		if ua.Username == ub.Username || !strings.HasPrefix(ub.Username, "zoe.o-neil-cote") {
+			t.Fatalf("usernames %q %q", ua.Username, ub.Username)
+		}
+	})
+}

@@ -49,8 +49,9 @@ type Storage struct {
 	LoginURL func(authRequestID string) string
 	// Audit records an event; it must not fail the request.
 	Audit func(ctx context.Context, e store.AuditEvent)
-	// Features returns the features of an occupation (the "features"
-	// claim of scope sesame:institutions); nil: no features claim.
+	// Features returns the features an occupation enables (the "features"
+	// claim of sesame:institutions; config provisioning.occupations). Nil:
+	// none.
 	Features func(occupation string) []string
 }
 
