@@ -22,6 +22,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
+	"github.com/sesame-idp/sesame/config"
 	"github.com/sesame-idp/sesame/idp/account"
 	"github.com/sesame-idp/sesame/idp/audit"
 	"github.com/sesame-idp/sesame/idp/ephemeral"
@@ -37,6 +38,7 @@ import (
 	"github.com/sesame-idp/sesame/idp/store"
 	"github.com/sesame-idp/sesame/idp/users"
 	"github.com/sesame-idp/sesame/idp/web"
+	"github.com/sesame-idp/sesame/provisioning"
 	"github.com/sesame-idp/sesame/templates"
 )
 
@@ -84,6 +86,13 @@ type Server struct {
 	// public client DemoClientID.
 	Demo         bool
 	DemoClientID string
+	// Provisioning configures account requests (config provisioning.*).
+	Provisioning config.Provisioning
+	// Support reports whether a user holds the support right (the console
+	// of /console/requests); nil: nobody does.
+	Support func(ctx context.Context, u store.User) (bool, error)
+	// UserActions are the actions of the console's user lookup.
+	UserActions []provisioning.UserAction
 	// Features returns the features an occupation enables, for the
 	// "features" claim of sesame:institutions (nil: none).
 	Features func(occupation string) []string
@@ -109,6 +118,9 @@ type Server struct {
 	MFA      *mfa.Handler
 	Account  *account.Handler
 	Audit    *audit.Recorder
+	// Requests is the account request service; RequestPages its pages.
+	Requests     *provisioning.Service
+	RequestPages *provisioning.Pages
 
 	discovery atomic.Pointer[prepared]
 }
@@ -249,7 +261,25 @@ func (s *Server) Handler() (http.Handler, error) {
 	}
 	s.Login.NewFlow = s.Account.NewAuthRequest
 	s.Login.Notify, s.Login.SupportURL = s.Notify, s.SupportURL
-	if err := s.ensureAccountClient(); err != nil {
+	if err := s.ensureClient(account.Client(s.Issuer, s.now().UTC())); err != nil {
+		return nil, err
+	}
+	s.Requests = &provisioning.Service{Store: s.Store, Config: s.Provisioning, Templates: s.Templates,
+		Issuer: s.Issuer, Now: s.Now, Logger: s.Logger, Poke: s.Notify}
+	if s.Storage.Features == nil {
+		s.Storage.Features = s.Requests.Features
+	}
+	s.RequestPages = &provisioning.Pages{
+		Service: s.Requests, Web: kit, Store: s.Store, Sessions: sessions,
+		Networks: session.Networks{Trusted: s.TrustedProxies}, Issuer: s.Issuer, FactorWindow: s.FactorWindow,
+		BurnCode: func(ctx context.Context, code string) {
+			if a, err := s.Storage.AuthRequestByCode(ctx, code); err == nil {
+				_ = s.Storage.DeleteAuthRequest(ctx, a.GetID())
+			}
+		},
+		Support: s.Support, UserActions: s.UserActions, Logger: s.Logger, Now: s.Now,
+	}
+	if err := s.ensureClient(provisioning.PagesClient(s.Issuer, s.now().UTC())); err != nil {
 		return nil, err
 	}
 
@@ -257,6 +287,7 @@ func (s *Server) Handler() (http.Handler, error) {
 	s.Login.Routes(pages)
 	s.MFA.Routes(pages)
 	s.Account.Routes(pages)
+	s.RequestPages.Routes(pages)
 	pages.Handle("GET /static/", http.StripPrefix("/static", s.Templates.Static()))
 	if s.Demo {
 		(&demo{s: s, prefix: prefix}).routes(pages)
@@ -296,23 +327,23 @@ func (s *Server) Handler() (http.Handler, error) {
 	return s.withBodyDeadline(withCommon(root, s.Logger, newHTTPMetrics(s.Registry))), nil
 }
 
-// ensureAccountClient registers the account pages' own client.
-func (s *Server) ensureAccountClient() error {
+// ensureClient registers one of Sésame's own clients (the account pages,
+// the request pages).
+func (s *Server) ensureClient(want store.Client) error {
 	ctx := context.Background()
-	want := account.Client(s.Issuer, s.now().UTC())
-	c, err := s.Store.GetClient(ctx, account.ClientID)
+	c, err := s.Store.GetClient(ctx, want.ID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		if err := s.Store.CreateClient(ctx, want); err != nil && !errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("register the account client: %w", err)
+			return fmt.Errorf("register the client %s: %w", want.ID, err)
 		}
 	case err != nil:
-		return fmt.Errorf("load the account client: %w", err)
+		return fmt.Errorf("load the client %s: %w", want.ID, err)
 	case !slices.Equal(c.RedirectURIs, want.RedirectURIs):
 		// The issuer changed.
 		c.RedirectURIs, c.UpdatedAt = want.RedirectURIs, want.UpdatedAt
 		if err := s.Store.UpdateClient(ctx, c); err != nil {
-			return fmt.Errorf("update the account client: %w", err)
+			return fmt.Errorf("update the client %s: %w", want.ID, err)
 		}
 	}
 	return nil

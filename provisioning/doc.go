@@ -36,6 +36,17 @@
 // queues the requester's confirmation in the transaction that marks the
 // welcome sent, and completes the request then (store.Tx.MarkOutboxSent).
 //
+// Pages serves the request forms (/requests/new, /requests/new-scanning),
+// "my requests" (/requests) and the support console (/console/requests,
+// /console/users), server-rendered in French and English on idp/web. It
+// knows the signed-in user from the browser session (idp/session: a
+// second factor verified on the browser's network, an active account) and
+// sends anyone else through /authorize with its own client
+// (PagesClientID), like the Security page; console decisions also need a
+// second factor within the factor window. The support right is
+// Pages.Support.
+//
 // It depends on idp/store, idp/notify, idp/audit, idp/users and templates,
-// never on the HTTP or sign-in flow code of idp (flow, login, mfa).
+// idp/web and idp/session, never on the sign-in flow code of idp (flow,
+// login, mfa) nor on another handler package.
 package provisioning

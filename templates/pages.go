@@ -402,5 +402,8 @@ func samplePage(name, lang string) any {
 	case pagePassword:
 		return &PasswordPage{Base: b}
 	}
+	if p := sampleRequestPage(name, b); p != nil {
+		return p
+	}
 	return &b
 }

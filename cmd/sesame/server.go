@@ -61,6 +61,7 @@ func (a *app) server(ctx context.Context, reg *prometheus.Registry) (*idp.Server
 		SessionTTL:     a.cfg.Session.Lifetime,
 		FactorWindow:   a.cfg.Session.FactorWindow,
 		Demo:           a.cfg.DemoEnabled(),
+		Provisioning:   a.cfg.Provisioning,
 		Regulate:       regulateConfig(a.cfg.Regulate),
 		Features:       occupationFeatures(a.cfg.Provisioning),
 		Logger:         a.log,
