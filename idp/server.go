@@ -23,6 +23,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/sesame-idp/sesame/idp/account"
+	"github.com/sesame-idp/sesame/idp/api"
 	"github.com/sesame-idp/sesame/idp/audit"
 	"github.com/sesame-idp/sesame/idp/ephemeral"
 	"github.com/sesame-idp/sesame/idp/flow"
@@ -99,6 +100,7 @@ type Server struct {
 	Login    *login.Handler
 	MFA      *mfa.Handler
 	Account  *account.Handler
+	API      *api.Handler
 	Audit    *audit.Recorder
 
 	discovery atomic.Pointer[prepared]
@@ -111,7 +113,7 @@ type prepared struct {
 }
 
 // Supported scopes.
-var scopes = []string{"openid", "profile", "email", "offline_access", oidcstore.ScopeInstitutions, oidcstore.ScopeAdmin}
+var scopes = []string{"openid", "profile", "email", "offline_access", oidcstore.ScopeInstitutions, oidcstore.ScopeAdmin, oidcstore.ScopeRequests}
 
 func (s *Server) now() time.Time {
 	if s.Now != nil {
@@ -227,6 +229,21 @@ func (s *Server) Handler() (http.Handler, error) {
 		Logger:  s.Logger,
 		Now:     s.Now,
 	}
+	s.API = &api.Handler{
+		Web:   kit,
+		Store: s.Store,
+		Users: &users.Service{Store: s.Store, Sealer: s.Sealer, Passwords: s.Passwords, Now: s.Now},
+		VerifyToken: func(ctx context.Context, raw string) (oidcstore.AccessToken, error) {
+			return s.Storage.VerifyAccessToken(ctx, s.Provider, raw)
+		},
+		Unlock:     regulator.Unlock,
+		ClientIP:   func(r *http.Request) netip.Addr { return s.Flow.Networks.ClientIP(r) },
+		Issuer:     s.Issuer,
+		SupportURL: s.SupportURL,
+		Notify:     s.Notify,
+		Logger:     s.Logger,
+		Now:        s.Now,
+	}
 	if err := s.ensureAccountClient(); err != nil {
 		return nil, err
 	}
@@ -250,6 +267,7 @@ func (s *Server) Handler() (http.Handler, error) {
 	oidcMux.Handle("/revoke", withOAuthInput(provider, nil))
 	oidcMux.Handle("/authorize/callback", withNoStore(withErrorPage(s.Flow.Guard(provider), kit)))
 	handleMethods(oidcMux, "/end_session", withCSP(s.Login.EndSession()), http.MethodGet, http.MethodPost)
+	oidcMux.Handle(api.Prefix+"/", s.API.Routes())
 	oidcMux.Handle(tokenPath, withTokenRules(withOAuthInput(withTokenClient(provider), offeredGrants)))
 	oidcMux.Handle("/", withPageHeaders(pages, provider))
 

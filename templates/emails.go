@@ -11,7 +11,17 @@ const (
 	emailRecoveryCodeUsed = "recovery_code_used"
 	emailActivation       = "activation"
 	emailPhoneChanged     = "phone_changed"
+	emailAccountChanged   = "account_changed"
 )
+
+// AccountChangedEmail is the data of the "account_changed" email: support
+// disabled, enabled or closed the account, or reset its second factors.
+type AccountChangedEmail struct {
+	GivenName  string
+	Change     string // already translated: T(lang, "email.account_changed.disabled")…
+	When       string // already formatted
+	SupportURL string // optional
+}
 
 // PhoneChangedEmail is the data of the "phone_changed" email: support
 // changed the user's SMS number.
@@ -99,6 +109,8 @@ func sampleEmail(name string) any {
 		return RecoveryCodeUsedEmail{}
 	case emailActivation:
 		return ActivationEmail{}
+	case emailAccountChanged:
+		return AccountChangedEmail{}
 	}
 	return nil
 }
