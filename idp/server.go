@@ -234,7 +234,9 @@ func (s *Server) Handler() (http.Handler, error) {
 		Store: s.Store,
 		Users: &users.Service{Store: s.Store, Sealer: s.Sealer, Passwords: s.Passwords, Now: s.Now},
 		VerifyToken: func(ctx context.Context, raw string) (oidcstore.AccessToken, error) {
-			return s.Storage.VerifyAccessToken(ctx, s.Provider, raw)
+			// JWTs are checked against the issuer in ctx, as the provider's
+			// own endpoints do.
+			return s.Storage.VerifyAccessToken(op.ContextWithIssuer(ctx, s.Issuer), s.Provider, raw)
 		},
 		Unlock:     regulator.Unlock,
 		ClientIP:   func(r *http.Request) netip.Addr { return s.Flow.Networks.ClientIP(r) },

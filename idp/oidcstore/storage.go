@@ -848,7 +848,8 @@ type TokenVerifier interface {
 // to "id:subject", a JWT is verified against the provider's keys and
 // names the token by its jti. Either way the token must still be stored
 // (not revoked, not expired, not of a revoked family or signed-out
-// session) for the same subject; any other value is an error.
+// session) for the same subject; any other value is an error. ctx must
+// carry the issuer (op.ContextWithIssuer) for JWTs.
 func (s *Storage) VerifyAccessToken(ctx context.Context, p TokenVerifier, raw string) (AccessToken, error) {
 	if raw == "" || len(raw) > 8<<10 {
 		return AccessToken{}, notFound{"access token"}
