@@ -36,6 +36,8 @@ type Config struct {
 	Session   Session   `yaml:"session"`
 	Ephemeral Ephemeral `yaml:"ephemeral"`
 	Regulate  Regulate  `yaml:"regulate"`
+
+	Provisioning Provisioning `yaml:"provisioning"`
 }
 
 // Session is the browser session.
@@ -186,6 +188,7 @@ func Default() Config {
 			DeviceTTL: 90 * 24 * time.Hour,
 			Requests:  3000, RequestWindow: 5 * time.Minute,
 		},
+		Provisioning: DefaultProvisioning(),
 	}
 }
 
@@ -373,6 +376,7 @@ func (c Config) Validate() error {
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 	}
+	c.Provisioning.validate(bad)
 
 	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		bad("issuer", "%q must be an absolute http(s) URL without query or fragment", c.Issuer)

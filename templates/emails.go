@@ -12,6 +12,8 @@ const (
 	emailActivation       = "activation"
 	emailPhoneChanged     = "phone_changed"
 	emailAccountChanged   = "account_changed"
+	emailRequestDone      = "account_request_done"
+	emailRequestRejected  = "account_request_rejected"
 )
 
 // AccountChangedEmail is the data of the "account_changed" email: support
@@ -21,6 +23,26 @@ type AccountChangedEmail struct {
 	Change     string // already translated: T(lang, "email.account_changed.disabled")…
 	When       string // already formatted
 	SupportURL string // optional
+}
+
+// AccountRequestDoneEmail is the data of the "account_request_done" email
+// to a requester: the new user has received their access (the welcome
+// email was sent).
+type AccountRequestDoneEmail struct {
+	RequesterName string // empty: a greeting without a name
+	UserName      string // the new user's given and family name
+	Username      string
+	RequestID     string
+	Update        bool // an existing account was updated
+}
+
+// AccountRequestRejectedEmail is the data of the "account_request_rejected"
+// email to a requester.
+type AccountRequestRejectedEmail struct {
+	RequesterName string
+	UserName      string
+	RequestID     string
+	Reason        string
 }
 
 // PhoneChangedEmail is the data of the "phone_changed" email: support

@@ -38,7 +38,8 @@ var pageNames = []string{
 // emailNames are the emails: emails/<name>.txt and emails/<name>.html each,
 // inside emails/layout.txt and emails/layout.html, with the subject message
 // email.<name>.subject.
-var emailNames = []string{emailMethodAdded, emailRecoveryCodeUsed, emailActivation, emailPhoneChanged, emailAccountChanged}
+var emailNames = []string{emailMethodAdded, emailRecoveryCodeUsed, emailActivation, emailPhoneChanged,
+	emailRequestDone, emailRequestRejected, emailAccountChanged}
 
 // Engine renders the pages and emails. It is safe for concurrent use.
 type Engine struct {

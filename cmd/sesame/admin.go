@@ -381,7 +381,7 @@ func (a *app) createUsers(ctx context.Context, ins []users.NewUser) ([]store.Use
 
 func cmdUser(ctx context.Context, args []string, e env) error {
 	if len(args) == 0 {
-		return usagef("usage: sesame user create|import|mfa-grace|unlock|phone")
+		return usagef("usage: sesame user create|import|mfa-grace|unlock|phone|grant")
 	}
 	switch args[0] {
 	case "create":
@@ -394,8 +394,10 @@ func cmdUser(ctx context.Context, args []string, e env) error {
 		return userUnlock(ctx, args[1:], e)
 	case "phone":
 		return userPhone(ctx, args[1:], e)
+	case "grant":
+		return userGrant(ctx, args[1:], e)
 	}
-	return usagef("unknown user command %q (create, import, mfa-grace, unlock, phone)", args[0])
+	return usagef("unknown user command %q (create, import, mfa-grace, unlock, phone, grant)", args[0])
 }
 
 func userCreate(ctx context.Context, args []string, e env) error {

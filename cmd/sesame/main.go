@@ -56,6 +56,10 @@ Usage:
   sesame user mfa-grace --username U --until YYYY-MM-DD|now
                                                 let one account sign in without a second factor for a while (audited)
   sesame user unlock --username U               void the account's throttle counts (audited)
+  sesame user grant --username U --institution ID [--primary] [--mandate M …] [--right R …]
+                                                access to an institution, mandates, special rights (audited)
+  sesame institution create --name N --billing "NAME - NUMBER" [--billing …]
+                                                create an institution; prints its id last
   sesame user phone --username U --phone +1…    change the account's SMS number (audited, the user emailed)
   sesame keys rotate                            retire the active signing key, activate the next
 
@@ -88,6 +92,8 @@ func run(ctx context.Context, args []string, e env) int {
 		err = cmdUser(ctx, args, e)
 	case "keys":
 		err = cmdKeys(ctx, args, e)
+	case "institution":
+		err = cmdInstitution(ctx, args, e)
 	case "version":
 		fmt.Fprintln(e.stdout, "sesame", versionString())
 	case "help", "-h", "--help":

@@ -65,6 +65,32 @@ func EnqueueEmail(ctx context.Context, tx store.Tx, idempotencyKey string, e Ema
 	return enqueue(ctx, tx, KindEmail, idempotencyKey, e, now)
 }
 
+// EnqueueEmailThen is EnqueueEmail with a follow-up: then (an outbox
+// message with ID, Kind, IdempotencyKey and Payload; nil for none) is
+// queued by the store in the same transaction that marks e sent, so that
+// it never leaves before e has (the requester's confirmation after the new
+// user's welcome).
+func EnqueueEmailThen(ctx context.Context, tx store.Tx, idempotencyKey string, e Email, then *store.OutboxMessage, now time.Time) error {
+	if err := e.validate(); err != nil {
+		return fmt.Errorf("notify: email %s: %w", idempotencyKey, err)
+	}
+	if then != nil {
+		if then.ID == "" || then.IdempotencyKey == "" || then.Kind == "" {
+			return fmt.Errorf("notify: email %s: follow-up without id, kind or key", idempotencyKey)
+		}
+		if then.Kind == KindEmail {
+			var f Email
+			if err := json.Unmarshal(then.Payload, &f); err != nil {
+				return fmt.Errorf("notify: email %s: follow-up: %w", idempotencyKey, err)
+			}
+			if err := f.validate(); err != nil {
+				return fmt.Errorf("notify: email %s: follow-up: %w", idempotencyKey, err)
+			}
+		}
+	}
+	return enqueueThen(ctx, tx, KindEmail, idempotencyKey, e, then, now)
+}
+
 // EnqueueSMS writes s to the outbox in tx, as EnqueueEmail does.
 func EnqueueSMS(ctx context.Context, tx store.Tx, idempotencyKey string, s SMS, now time.Time) error {
 	if err := s.validate(); err != nil {
@@ -80,6 +106,10 @@ func EnqueueSMS(ctx context.Context, tx store.Tx, idempotencyKey string, s SMS, 
 // store.ErrConflict, taken as success here, and on PostgreSQL its commit
 // fails.
 func enqueue(ctx context.Context, tx store.Tx, kind, key string, payload any, now time.Time) error {
+	return enqueueThen(ctx, tx, kind, key, payload, nil, now)
+}
+
+func enqueueThen(ctx context.Context, tx store.Tx, kind, key string, payload any, then *store.OutboxMessage, now time.Time) error {
 	if key == "" {
 		return fmt.Errorf("notify: %s: empty idempotency key", kind)
 	}
@@ -100,6 +130,7 @@ func enqueue(ctx context.Context, tx store.Tx, kind, key string, payload any, no
 		IdempotencyKey: key,
 		Payload:        b,
 		CreatedAt:      now,
+		Then:           then,
 		// NextAttemptAt zero: due at once, whatever the workers' clocks say.
 	})
 	if err != nil && !errors.Is(err, store.ErrConflict) {

@@ -117,8 +117,63 @@ type Tx interface {
 	// NextAttemptAt moves to now+lease and Attempts grows by one, so that no
 	// other worker claims them until the lease ends. Oldest first.
 	ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]OutboxMessage, error)
+	// MarkOutboxSent records the message sent and, in the same atomic step,
+	// queues its follow-up (Then*, once: the follow-up's id and key are
+	// unique) and completes the approved account request whose welcome
+	// email it is.
 	MarkOutboxSent(ctx context.Context, id string, at time.Time) error
 	MarkOutboxFailed(ctx context.Context, id string, nextAttempt time.Time, lastError string) error
+
+	// Institutions, with their billing accounts.
+	CreateInstitution(ctx context.Context, in Institution) error // ErrConflict on a duplicate id
+	GetInstitution(ctx context.Context, id string) (Institution, error)
+	ListInstitutions(ctx context.Context) ([]Institution, error) // by name, then id
+	// UpdateInstitution replaces Name, AutoApprove, RoleMailboxPatterns,
+	// UpdatedAt and the billing accounts.
+	UpdateInstitution(ctx context.Context, in Institution) error
+
+	// Memberships, with their mandates and special rights.
+	// PutMembership creates or replaces the user's membership at the
+	// institution, its mandates and rights (CreatedAt is kept when it
+	// exists). ErrNotFound when the user or institution does not exist;
+	// ErrConflict when it is primary and the user has another primary one.
+	PutMembership(ctx context.Context, m Membership) error
+	GetMembership(ctx context.Context, userID, institutionID string) (Membership, error)
+	ListMemberships(ctx context.Context, userID string) ([]Membership, error) // by institution id
+	DeleteMembership(ctx context.Context, userID, institutionID string) error
+
+	// Lab registrations.
+	// AddLabRegistration stores r for the user; an existing identical one is kept.
+	AddLabRegistration(ctx context.Context, userID string, r LabRegistration) error
+	ListLabRegistrations(ctx context.Context, userID string) ([]LabRegistration, error)
+
+	// Lookups of the account request rules. Emails compare case-insensitively
+	// (ASCII folding); the others exactly. Oldest account first.
+	ListUsersByEmail(ctx context.Context, email string) ([]User, error)
+	ListUsersByPracticeNumber(ctx context.Context, number string) ([]User, error)
+	ListUsersByPrescriberNumber(ctx context.Context, number string) ([]User, error)
+	// ListUsersByNameAt: users with this given and family name
+	// (case-insensitive) who are members of the institution.
+	ListUsersByNameAt(ctx context.Context, givenName, familyName, institutionID string) ([]User, error)
+
+	// Account requests.
+	// CreateAccountRequest stores r with its institutions; ErrConflict on a
+	// duplicate id or when a submitted request for the same email exists.
+	CreateAccountRequest(ctx context.Context, r AccountRequest) error
+	GetAccountRequest(ctx context.Context, id string) (AccountRequest, error)
+	// PendingAccountRequestByEmail returns the submitted request for this
+	// email (case-insensitive), ErrNotFound when there is none.
+	PendingAccountRequestByEmail(ctx context.Context, email string) (AccountRequest, error)
+	// UpdateAccountRequest writes the decision fields of r (Status, Kind,
+	// TargetUserID, Warnings, ReviewerID, DecisionReason, DecidedAt,
+	// GrantedRights, UserID, WelcomeOutboxID, CompletedAt, UpdatedAt),
+	// atomically, only if the stored status is from: ErrConflict otherwise
+	// (another decision won), ErrNotFound if there is no such request. On
+	// PostgreSQL the row stays locked until the transaction ends.
+	UpdateAccountRequest(ctx context.Context, r AccountRequest, from AccountRequestStatus) error
+	ListAccountRequests(ctx context.Context, f AccountRequestFilter) ([]AccountRequest, error)
+	// CountAccountRequests counts requests by status, and the submitted ones due before now.
+	CountAccountRequests(ctx context.Context, now time.Time) (AccountRequestCounts, error)
 }
 
 // FoldUsername is the canonical form of a username: trimmed and lower-cased.
@@ -313,6 +368,11 @@ type OutboxMessage struct {
 	SentAt         time.Time
 	LastError      string
 	CreatedAt      time.Time
+
+	// Then is a follow-up queued when this message is marked sent (the
+	// requester's confirmation after the new user's welcome): Kind,
+	// IdempotencyKey, Payload and ID only (nil: none).
+	Then *OutboxMessage
 }
 
 // LikePattern is the SQL LIKE pattern (ESCAPE '\') that matches text

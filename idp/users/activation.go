@@ -19,6 +19,12 @@ const ActivationTTL = 7 * 24 * time.Hour
 // NewActivationToken creates a single-use activation link for a
 // pending_activation user, in tx, and returns the token to put in the URL.
 func NewActivationToken(ctx context.Context, tx store.Tx, userID string, now time.Time) (string, error) {
+	return NewActivationTokenTTL(ctx, tx, userID, now, ActivationTTL)
+}
+
+// NewActivationTokenTTL is NewActivationToken with a link that works for
+// ttl (provisioning.activation_ttl for welcome emails).
+func NewActivationTokenTTL(ctx context.Context, tx store.Tx, userID string, now time.Time, ttl time.Duration) (string, error) {
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	token := base64.RawURLEncoding.EncodeToString(b[:])
@@ -27,7 +33,7 @@ func NewActivationToken(ctx context.Context, tx store.Tx, userID string, now tim
 		Kind:      ActivationKind,
 		UserID:    userID,
 		CreatedAt: now,
-		ExpiresAt: now.Add(ActivationTTL),
+		ExpiresAt: now.Add(ttl),
 	})
 	return token, err
 }

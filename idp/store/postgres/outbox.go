@@ -12,12 +12,18 @@ import (
 	"github.com/sesame-idp/sesame/idp/store"
 )
 
-const outboxCols = `id, kind, idempotency_key, payload, attempts, next_attempt_at, sent_at, last_error, created_at`
+const outboxCols = `id, kind, idempotency_key, payload, attempts, next_attempt_at, sent_at, last_error, created_at,
+	then_id, then_kind, then_key, then_payload`
 
 func scanOutboxMessage(row pgx.Row) (store.OutboxMessage, error) {
 	var m store.OutboxMessage
+	var then store.OutboxMessage
 	err := row.Scan(&m.ID, &m.Kind, &m.IdempotencyKey, &m.Payload, &m.Attempts,
-		(*timeCol)(&m.NextAttemptAt), (*timeCol)(&m.SentAt), &m.LastError, (*timeCol)(&m.CreatedAt))
+		(*timeCol)(&m.NextAttemptAt), (*timeCol)(&m.SentAt), &m.LastError, (*timeCol)(&m.CreatedAt),
+		&then.ID, &then.Kind, &then.IdempotencyKey, &then.Payload)
+	if then.ID != "" {
+		m.Then = &then
+	}
 	return m, mapErr(err)
 }
 
@@ -27,13 +33,21 @@ func scanOutboxMessage(row pgx.Row) (store.OutboxMessage, error) {
 func (q queries) EnqueueOutbox(ctx context.Context, m store.OutboxMessage) error {
 	// ON CONFLICT: a duplicate must not abort the caller's transaction
 	// (PostgreSQL refuses every later statement of a failed one).
-	const query = `INSERT INTO outbox (` + outboxCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`
+	const query = `INSERT INTO outbox (` + outboxCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING`
 
 	if m.ID == "" {
 		m.ID = newID()
 	}
+	var then store.OutboxMessage
+	if m.Then != nil {
+		then = *m.Then
+		if then.ID == "" {
+			then.ID = newID()
+		}
+	}
 	tag, err := q.q.Exec(ctx, query, m.ID, m.Kind, m.IdempotencyKey, blob(m.Payload), m.Attempts,
-		ts(m.NextAttemptAt), ts(m.SentAt), m.LastError, ts(m.CreatedAt))
+		ts(m.NextAttemptAt), ts(m.SentAt), m.LastError, ts(m.CreatedAt), then.ID, then.Kind, then.IdempotencyKey,
+		blob(then.Payload))
 	if err != nil {
 		return fmt.Errorf("enqueue %s message %s: %w", m.Kind, m.ID, mapErr(err))
 	}
@@ -84,7 +98,13 @@ func (q queries) ClaimOutbox(ctx context.Context, now time.Time, lease time.Dura
 func (q queries) MarkOutboxSent(ctx context.Context, id string, at time.Time) error {
 	const query = `UPDATE outbox SET sent_at = $2 WHERE id = $1`
 
-	if err := affected(q.q.Exec(ctx, query, id, ts(at))); err != nil {
+	err := q.atomic(ctx, func(q queries) error {
+		if err := affected(q.q.Exec(ctx, query, id, ts(at))); err != nil {
+			return err
+		}
+		return q.completeOnSent(ctx, id, at)
+	})
+	if err != nil {
 		return fmt.Errorf("mark outbox message %s sent: %w", id, err)
 	}
 	return nil

@@ -81,6 +81,13 @@ var cases = []testCase{
 	{"Outbox/EnqueueGet", testEnqueueOutbox},
 	{"Outbox/Claim", testClaimOutbox},
 	{"Outbox/Mark", testMarkOutbox},
+	{"Outbox/FollowUp", testOutboxFollowUp},
+	{"Institutions", testInstitutions},
+	{"Memberships", testMemberships},
+	{"LabRegistrations", testLabRegistrations},
+	{"Users/Lookups", testUserLookups},
+	{"AccountRequests/CreateGetDecide", testAccountRequests},
+	{"AccountRequests/List", testListAccountRequests},
 }
 
 // t0 is the suite's clock: microsecond precision, in UTC, as the store
