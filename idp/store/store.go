@@ -353,6 +353,8 @@ type UserQuery struct {
 	// AfterUsername: only users whose folded username sorts after it (the
 	// last one of the previous page).
 	AfterUsername string
+	// InstitutionID: only members of this institution.
+	InstitutionID string
 	Limit         int // 0: 100
 }
 

@@ -106,13 +106,14 @@ func (q queries) SearchUsers(ctx context.Context, uq store.UserQuery) ([]store.U
 			OR lower(username) LIKE $2 ESCAPE '\' OR lower(email) LIKE $2 ESCAPE '\'
 			OR lower(given_name) LIKE $2 ESCAPE '\' OR lower(family_name) LIKE $2 ESCAPE '\'
 			OR lower(given_name || ' ' || family_name) LIKE $2 ESCAPE '\')
+		AND ($5 = '' OR EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = users.id AND m.institution_id = $5))
 		ORDER BY username LIMIT $4`
 
 	limit := uq.Limit
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := q.q.Query(ctx, query, store.FoldUsername(uq.AfterUsername), store.LikePattern(uq.Text), uq.Text, limit)
+	rows, err := q.q.Query(ctx, query, store.FoldUsername(uq.AfterUsername), store.LikePattern(uq.Text), uq.Text, limit, uq.InstitutionID)
 	users, err := collect(rows, err, scanUser)
 	if err != nil {
 		return nil, fmt.Errorf("search users: %w", err)

@@ -211,6 +211,11 @@ func testSearchUsers(t *testing.T, s store.Store) {
 	for _, u := range people {
 		must(t, s.CreateUser(ctx, u))
 	}
+	must(t, s.CreateInstitution(ctx, store.Institution{ID: "inst-1", Name: "Clinique A", CreatedAt: t0, UpdatedAt: t0}))
+	must(t, s.CreateInstitution(ctx, store.Institution{ID: "inst-2", Name: "Clinique B", CreatedAt: t0, UpdatedAt: t0}))
+	for _, id := range []string{"user-1", "user-3"} {
+		must(t, s.PutMembership(ctx, store.Membership{UserID: id, InstitutionID: "inst-1", Primary: true, CreatedAt: t0}))
+	}
 	tests := []struct {
 		q    store.UserQuery
 		want []string
@@ -226,6 +231,9 @@ func testSearchUsers(t *testing.T, s store.Store) {
 		{store.UserQuery{Text: "clinic", Limit: 1}, []string{"user-2"}},
 		{store.UserQuery{Text: "clinic", AfterUsername: "jgagnon"}, []string{"user-1"}},
 		{store.UserQuery{AfterUsername: "stremblay"}, []string{"user-4"}},
+		{store.UserQuery{InstitutionID: "inst-1"}, []string{"user-3", "user-1"}},
+		{store.UserQuery{InstitutionID: "inst-1", Text: "roy"}, []string{"user-3"}},
+		{store.UserQuery{InstitutionID: "inst-2"}, []string{}},
 	}
 	for _, tt := range tests {
 		got, err := s.SearchUsers(ctx, tt.q)
