@@ -38,6 +38,7 @@ import (
 	"github.com/sesame-idp/sesame/idp/store"
 	"github.com/sesame-idp/sesame/idp/users"
 	"github.com/sesame-idp/sesame/idp/web"
+	"github.com/sesame-idp/sesame/provisioning"
 	"github.com/sesame-idp/sesame/templates"
 )
 
@@ -85,6 +86,9 @@ type Server struct {
 	// public client DemoClientID.
 	Demo         bool
 	DemoClientID string
+	// Provisioning is the account-request service (built with the
+	// default configuration when nil).
+	Provisioning *provisioning.Service
 
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
@@ -229,10 +233,18 @@ func (s *Server) Handler() (http.Handler, error) {
 		Logger:  s.Logger,
 		Now:     s.Now,
 	}
+	if s.Provisioning == nil {
+		s.Provisioning = &provisioning.Service{Store: s.Store, Templates: s.Templates, Issuer: s.Issuer, Now: s.Now,
+			Logger: s.Logger}
+	}
+	if s.Provisioning.Poke == nil {
+		s.Provisioning.Poke = s.Notify
+	}
 	s.API = &api.Handler{
-		Web:   kit,
-		Store: s.Store,
-		Users: &users.Service{Store: s.Store, Sealer: s.Sealer, Passwords: s.Passwords, Now: s.Now},
+		Requests: apiRequests{s.Provisioning},
+		Web:      kit,
+		Store:    s.Store,
+		Users:    &users.Service{Store: s.Store, Sealer: s.Sealer, Passwords: s.Passwords, Now: s.Now},
 		VerifyToken: func(ctx context.Context, raw string) (oidcstore.AccessToken, error) {
 			// JWTs are checked against the issuer in ctx, as the provider's
 			// own endpoints do.

@@ -33,6 +33,8 @@ type Handler struct {
 	// VerifyToken returns the live access token a bearer value stands for
 	// (oidcstore.Storage.VerifyAccessToken on the provider).
 	VerifyToken func(ctx context.Context, raw string) (oidcstore.AccessToken, error)
+	// Requests is the account-request service (nil: those calls answer 404).
+	Requests Requests
 	// Unlock voids an account's throttle counts (regulate.Regulator.Unlock).
 	Unlock func(ctx context.Context, account string) error
 	// ClientIP is the caller's address (session.Networks.ClientIP).
@@ -96,6 +98,18 @@ var routes = []route{
 	{"POST", "/clients", "createClient", admin, (*Handler).createClient},
 	{"DELETE", "/clients/{id}", "deleteClient", admin, (*Handler).deleteClient},
 	{"POST", "/clients/{id}/rotate-secret", "rotateClientSecret", admin, (*Handler).rotateClientSecret},
+
+	{"PUT", "/users/{id}/memberships/{institution_id}", "putMembership", admin, (*Handler).putMembership},
+
+	{"POST", "/institutions", "createInstitution", admin, (*Handler).createInstitution},
+	{"GET", "/institutions", "listInstitutions", admin, (*Handler).listInstitutions},
+	{"GET", "/institutions/{id}", "getInstitution", admin, (*Handler).getInstitution},
+
+	{"POST", "/account-requests", "submitAccountRequest", requests, (*Handler).submitRequest},
+	{"GET", "/account-requests", "listAccountRequests", requests, (*Handler).listRequests},
+	{"GET", "/account-requests/{id}", "getAccountRequest", requests, (*Handler).getRequest},
+	{"POST", "/account-requests/{id}/approve", "approveAccountRequest", admin, (*Handler).approveRequest},
+	{"POST", "/account-requests/{id}/reject", "rejectAccountRequest", admin, (*Handler).rejectRequest},
 
 	{"GET", "/audit-events", "listAuditEvents", admin, (*Handler).listAuditEvents},
 }

@@ -77,6 +77,10 @@ func (h *Handler) public(w http.ResponseWriter, err error, c *call) error {
 			msg = h.Web.Templates.T(c.lang, ie.Key)
 		}
 		fe := fieldError(ie.Field, "invalid", msg)
+		if errors.Is(ie, store.ErrNotFound) {
+			fe.Code = "not_found"
+			return &web.PublicError{Status: http.StatusNotFound, Key: "api.not_found", Fields: []web.FieldError{fe}, Err: err}
+		}
 		if errors.Is(ie, store.ErrConflict) {
 			fe.Code = "conflict"
 			return &web.PublicError{Status: http.StatusConflict, Key: "api.conflict", Args: []any{ie.Message},

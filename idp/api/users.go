@@ -34,8 +34,11 @@ type userJSON struct {
 	Support          bool         `json:"support"`
 	MFAGraceUntil    *time.Time   `json:"mfa_grace_until"`
 	Methods          []methodJSON `json:"methods"`
-	CreatedAt        time.Time    `json:"created_at"`
-	UpdatedAt        time.Time    `json:"updated_at"`
+	// Memberships are the user's institutions, with mandates and rights.
+	Memberships      []membershipJSON        `json:"memberships"`
+	LabRegistrations []store.LabRegistration `json:"lab_registrations"`
+	CreatedAt        time.Time               `json:"created_at"`
+	UpdatedAt        time.Time               `json:"updated_at"`
 }
 
 // methodJSON is one sign-in method of a user, without its secret.
@@ -70,7 +73,28 @@ func (h *Handler) userOf(ctx context.Context, u store.User) (userJSON, error) {
 			Phone: users.CredentialPhone(c), CreatedAt: c.CreatedAt.UTC(), LastUsedAt: optTime(c.LastUsedAt),
 		})
 	}
+	ms, err := h.Store.ListMemberships(ctx, u.ID)
+	if err != nil {
+		return userJSON{}, err
+	}
+	memberships := []membershipJSON{}
+	names := map[string]string{}
+	for _, m := range ms {
+		j, err := h.membershipOf(ctx, m, names)
+		if err != nil {
+			return userJSON{}, err
+		}
+		memberships = append(memberships, j)
+	}
+	labs, err := h.Store.ListLabRegistrations(ctx, u.ID)
+	if err != nil {
+		return userJSON{}, err
+	}
+	if labs == nil {
+		labs = []store.LabRegistration{}
+	}
 	return userJSON{
+		Memberships: memberships, LabRegistrations: labs,
 		ID: u.ID, Username: u.Username, Email: u.Email, GivenName: u.GivenName, FamilyName: u.FamilyName,
 		Locale: u.Locale, Status: string(u.Status), AccountType: u.AccountType, Occupation: u.Occupation,
 		PracticeNumber: u.PracticeNumber, PrescriberNumber: u.PrescriberNumber, Phone: u.Phone,
@@ -95,14 +119,17 @@ func (h *Handler) searchUsers(w http.ResponseWriter, r *http.Request, c *call) e
 	if _, fe := decodeCursor(r, &cur); fe != nil {
 		fields = append(fields, *fe)
 	}
-	text := strings.TrimSpace(q.Get("q"))
+	text, inst := strings.TrimSpace(q.Get("q")), q.Get("institution")
+	if len(inst) > 64 {
+		fields = append(fields, fieldError("institution", "too_long", "at most 64 bytes"))
+	}
 	if len(text) > 256 {
 		fields = append(fields, fieldError("q", "too_long", "at most 256 bytes"))
 	}
 	if len(fields) > 0 {
 		return fieldErrors(fields...)
 	}
-	found, err := h.Store.SearchUsers(r.Context(), store.UserQuery{Text: text, AfterUsername: cur.After, Limit: n + 1})
+	found, err := h.Store.SearchUsers(r.Context(), store.UserQuery{Text: text, InstitutionID: inst, AfterUsername: cur.After, Limit: n + 1})
 	if err != nil {
 		return err
 	}
