@@ -706,3 +706,159 @@ func TestAPIOpenAPIServed(t *testing.T) {
 		t.Error("served document differs from the embedded one")
 	}
 }
+
+func TestAPIInstitutionsAndMemberships(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, env *testEnv) {
+		admin := env.apiClientFor(oidcstore.ScopeAdmin)
+		res := admin.do("POST", "/institutions", map[string]any{"name": "Clinique médicale Omnimed",
+			"billing_accounts": []map[string]string{{"name": "Clinique médicale Omnimed", "customer_number": "123"}}}).want(t, http.StatusCreated)
+		inst := res.str("id")
+		admin.do("POST", "/institutions", map[string]any{"name": "<script>"}).want(t, http.StatusUnprocessableEntity)
+		admin.do("POST", "/institutions", map[string]any{"name": "X", "billing": "X - 1"}).want(t, http.StatusBadRequest)
+		if r := admin.do("GET", "/institutions/"+inst, nil).want(t, http.StatusOK); r.str("name") != "Clinique médicale Omnimed" {
+			t.Errorf("institution: %s", r.raw)
+		}
+		admin.do("GET", "/institutions/"+uuid.NewString(), nil).want(t, http.StatusNotFound)
+		if r := admin.do("GET", "/institutions", nil).want(t, http.StatusOK); len(r.body["items"].([]any)) != 1 {
+			t.Errorf("institutions: %s", r.raw)
+		}
+
+		u := env.user("sophie", pw)
+		env.user("marc", pw)
+		m := admin.do("PUT", "/users/"+u.ID+"/memberships/"+inst, map[string]any{"primary": true, "mandates": []string{"infirmière"},
+			"rights": []string{"account_requests"}}).want(t, http.StatusOK)
+		if m.str("institution_name") != "Clinique médicale Omnimed" || m.body["primary"] != true {
+			t.Errorf("membership: %s", m.raw)
+		}
+		admin.do("PUT", "/users/"+u.ID+"/memberships/"+inst, map[string]any{"rights": []string{"root"}}).want(t, http.StatusUnprocessableEntity)
+		admin.do("PUT", "/users/"+u.ID+"/memberships/no-such-institution", map[string]any{}).want(t, http.StatusNotFound)
+		got := admin.do("GET", "/users/"+u.ID, nil).want(t, http.StatusOK)
+		ms, _ := got.body["memberships"].([]any)
+		if len(ms) != 1 || !strings.Contains(fmt.Sprint(ms[0]), "infirmière") || !strings.Contains(fmt.Sprint(ms[0]), "account_requests") {
+			t.Errorf("user memberships: %s", got.raw)
+		}
+		// Search by institution: its members only.
+		r := admin.do("GET", "/users?institution="+inst, nil).want(t, http.StatusOK)
+		if items := r.body["items"].([]any); len(items) != 1 || items[0].(map[string]any)["username"] != "sophie" {
+			t.Errorf("users of the institution: %s", r.raw)
+		}
+		wantEvent(t, env, "membership.granted", u.ID, admin.clientID(t, env), "institution_id", inst)
+		wantEvent(t, env, "institution.created", "", admin.clientID(t, env), "institution_id", inst)
+	})
+}
+
+func TestAPIAccountRequests(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, env *testEnv) {
+		admin := env.apiClientFor(oidcstore.ScopeAdmin)
+		ctx := context.Background()
+		inst := admin.do("POST", "/institutions", map[string]any{"name": "Clinique A",
+			"billing_accounts": []map[string]string{{"name": "Clinique médicale A", "customer_number": "123"}}}).want(t, http.StatusCreated).str("id")
+		other := admin.do("POST", "/institutions", map[string]any{"name": "CLSC C",
+			"billing_accounts": []map[string]string{{"name": "CLSC C", "customer_number": "789"}}}).want(t, http.StatusCreated).str("id")
+
+		manager := env.user("gestion", pw)
+		admin.do("PUT", "/users/"+manager.ID+"/memberships/"+inst, map[string]any{"primary": true, "rights": []string{"account_requests"}}).want(t, http.StatusOK)
+		ref := env.user("ref.nurse", pw)
+		admin.do("PUT", "/users/"+ref.ID+"/memberships/"+inst, map[string]any{"primary": true, "mandates": []string{"nursing", "vaccination"},
+			"rights": []string{"patient_merge"}}).want(t, http.StatusOK)
+		admin.do("PUT", "/users/"+ref.ID+"/memberships/"+other, map[string]any{"mandates": []string{"clsc-only"}}).want(t, http.StatusOK)
+		env.user("stranger", pw)
+
+		people := env.apiRP(nil)
+		requester := admin.with(people.userToken("gestion", oidcstore.ScopeRequests))
+		stranger := admin.with(people.userToken("stranger", oidcstore.ScopeRequests))
+
+		body := map[string]any{
+			"new_user":          map[string]any{"given_name": "Zoé", "family_name": "O'Neil-Côté", "email": "zoe.oneil@example.org"},
+			"institutions":      []map[string]any{{"id": inst, "primary": true}},
+			"occupation":        "nurse",
+			"practice_number":   "2345678",
+			"lab_registrations": []map[string]string{{"laboratory": "Laboratoire CHUM", "number": "L-4455"}},
+			"reference_account": map[string]string{"given_name": ref.GivenName, "family_name": ref.FamilyName, "id": ref.ID},
+			"billing":           map[string]string{"name": "Clinique médicale A", "customer_number": "123"},
+			"special_rights":    []string{"patient_merge"},
+			"comment":           "Commence lundi.\nFormation prévue mardi.",
+		}
+		// Someone without the right at the institution: 403 naming it.
+		r := stranger.do("POST", "/account-requests", body).want(t, http.StatusForbidden)
+		if !strings.Contains(r.str("detail"), "Clinique A") {
+			t.Errorf("403 does not name the institution: %s", r.raw)
+		}
+		// Every field problem at once.
+		bad := map[string]any{"new_user": map[string]any{"given_name": "", "email": "info@clinique.example"},
+			"institutions": []map[string]any{{"id": inst, "primary": true}}, "occupation": "astronaut"}
+		r = requester.do("POST", "/account-requests", bad).want(t, http.StatusUnprocessableEntity)
+		if len(r.fields()) < 3 {
+			t.Errorf("field problems: %s", r.raw)
+		}
+		r = requester.do("POST", "/account-requests", `{"new_user": {"given_name": "Zoé", "nickname": "Z"}}`).want(t, http.StatusBadRequest)
+		if !slices.Contains(r.fields(), "nickname:unknown_field") {
+			t.Errorf("unknown nested field: %s", r.raw)
+		}
+		r = requester.do("POST", "/account-requests", `{"comment": "a\u0000b"}`).want(t, http.StatusUnprocessableEntity)
+		if !slices.Contains(r.fields(), "comment:invalid_text") {
+			t.Errorf("NUL in the comment: %s", r.raw)
+		}
+
+		// The requester submits, sees it, and only theirs.
+		r = requester.do("POST", "/account-requests", body).want(t, http.StatusCreated)
+		id := r.str("id")
+		if r.str("status") != "submitted" || r.str("kind") != "create" || r.header.Get("Location") != api.Prefix+"/account-requests/"+id {
+			t.Fatalf("submit: %s (Location %q)", r.raw, r.header.Get("Location"))
+		}
+		r = requester.do("POST", "/account-requests", body).want(t, http.StatusConflict)
+		if r.header.Get("Location") != api.Prefix+"/account-requests/"+id {
+			t.Errorf("409 does not point to the pending request: %q %s", r.header.Get("Location"), r.raw)
+		}
+		if l := requester.do("GET", "/account-requests", nil).want(t, http.StatusOK); len(l.body["items"].([]any)) != 1 {
+			t.Errorf("requester's list: %s", l.raw)
+		}
+		if l := stranger.do("GET", "/account-requests", nil).want(t, http.StatusOK); len(l.body["items"].([]any)) != 0 {
+			t.Errorf("someone else sees the request: %s", l.raw)
+		}
+		stranger.do("GET", "/account-requests/"+id, nil).want(t, http.StatusNotFound)
+		d := requester.do("GET", "/account-requests/"+id, nil).want(t, http.StatusOK)
+		if vs, _ := d.body["verdicts"].([]any); len(vs) == 0 {
+			t.Errorf("no verdicts: %s", d.raw)
+		}
+		admin.do("GET", "/account-requests?status=bogus", nil).want(t, http.StatusUnprocessableEntity)
+		if l := admin.do("GET", "/account-requests?status=submitted&institution="+inst, nil).want(t, http.StatusOK); len(l.body["items"].([]any)) != 1 {
+			t.Errorf("admin's list: %s", l.raw)
+		}
+
+		// Only an admin decides.
+		requester.do("POST", "/account-requests/"+id+"/approve", map[string]any{}).want(t, http.StatusForbidden)
+		dec := admin.do("POST", "/account-requests/"+id+"/approve", map[string]any{"grant_rights": []string{}}).want(t, http.StatusOK)
+		userID := dec.str("user_id")
+		if dec.str("status") != "approved" || userID == "" {
+			t.Fatalf("approve: %s", dec.raw)
+		}
+		admin.do("POST", "/account-requests/"+id+"/approve", nil).want(t, http.StatusConflict)
+		nu := admin.do("GET", "/users/"+userID, nil).want(t, http.StatusOK)
+		ms, _ := nu.body["memberships"].([]any)
+		if len(ms) != 1 || !strings.Contains(fmt.Sprint(ms[0]), "vaccination") || strings.Contains(fmt.Sprint(ms[0]), "patient_merge") ||
+			strings.Contains(string(nu.raw), "clsc-only") || nu.str("status") != "pending_activation" {
+			t.Errorf("the new user: %s", nu.raw)
+		}
+		if u, err := env.store.GetUser(ctx, userID); err != nil || u.Email != "zoe.oneil@example.org" {
+			t.Errorf("new user: %+v %v", u, err)
+		}
+
+		// Reject another one, with its reason.
+		body2 := body
+		body2["new_user"] = map[string]any{"given_name": "Léa", "family_name": "Roy", "email": "lea.roy@example.org"}
+		body2["practice_number"] = "3456789"
+		id2 := requester.do("POST", "/account-requests", body2).want(t, http.StatusCreated).str("id")
+		admin.do("POST", "/account-requests/"+id2+"/reject", map[string]any{}).want(t, http.StatusUnprocessableEntity)
+		admin.do("POST", "/account-requests/"+id2+"/reject", map[string]any{"reason": "Adresse partagée."}).want(t, http.StatusOK)
+		if g := requester.do("GET", "/account-requests/"+id2, nil).want(t, http.StatusOK); g.str("status") != "rejected" || g.str("decision_reason") != "Adresse partagée." {
+			t.Errorf("rejected request: %s", g.raw)
+		}
+		admin.do("POST", "/account-requests/"+uuid.NewString()+"/approve", nil).want(t, http.StatusNotFound)
+
+		// Audited with their actors.
+		wantEvent(t, env, "api.call", "", manager.ID, "operation", "submitAccountRequest")
+		wantEvent(t, env, "api.refused", "", manager.ID, "operation", "approveAccountRequest")
+		wantEvent(t, env, "api.call", userID, admin.clientID(t, env), "operation", "approveAccountRequest")
+	})
+}
