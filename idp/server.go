@@ -89,6 +89,9 @@ type Server struct {
 	// Provisioning is the account-request service (built with the
 	// default configuration when nil).
 	Provisioning *provisioning.Service
+	// Features returns the features an occupation enables, for the
+	// "features" claim of sesame:institutions (nil: none).
+	Features func(occupation string) []string
 
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
@@ -146,6 +149,7 @@ func (s *Server) Handler() (http.Handler, error) {
 		Now:       s.Now,
 		LoginURL:  func(id string) string { return prefix + "/login?flow=" + url.QueryEscape(id) },
 		Audit:     s.Audit.Record,
+		Features:  s.Features,
 	}
 	opts := []op.Option{op.WithHttpInterceptors(s.withTokenGrants)}
 	if !secure {
@@ -492,6 +496,12 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 		cfg.ClaimsParameterSupported = true      // its id_token member (oidcstore.ClaimsRequest)
 		cfg.RequestURIParameterSupported = false // withAuthorizeRules
 		cfg.GrantTypesSupported = advertisedGrants(cfg.GrantTypesSupported)
+		// The claims of sesame:institutions (DESIGN §5).
+		for _, c := range []string{"sesame_institutions", "occupation", "practice_number", "prescriber_number", "features"} {
+			if !slices.Contains(cfg.ClaimsSupported, c) {
+				cfg.ClaimsSupported = append(cfg.ClaimsSupported, c)
+			}
+		}
 		b, err := json.Marshal(cfg)
 		if err != nil {
 			http.Error(w, "discovery unavailable", http.StatusServiceUnavailable)

@@ -64,7 +64,7 @@ func (s *Service) evaluate(ctx context.Context, q store.Tx, actor Actor, request
 
 	// The new user.
 	if scanning {
-		d.StationName = p.name("station_name", req.StationName, true)
+		d.StationName = p.label("station_name", req.StationName, maxName)
 		if d.StationName == "" && !p.has("station_name") {
 			p.required("station_name", "")
 		}

@@ -535,7 +535,35 @@ func (s *Service) Approve(ctx context.Context, actor Actor, id string, grantRigh
 	}
 	var d Decision
 	var welcomeQueued bool
-	err := s.Store.InTx(ctx, func(tx store.Tx) error {
+	var err error
+	// A username taken at the same moment by another approval: again, with
+	// the next free one (the transaction is gone on PostgreSQL).
+	for attempt := 0; attempt < 3; attempt++ {
+		if err = s.approveTx(ctx, actor, id, grantRights, &d, &welcomeQueued); !errors.Is(err, errUsernameRace) {
+			break
+		}
+	}
+	if err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return Decision{}, ErrDecided
+		}
+		var ve *ValidationError
+		var fe *ForbiddenError
+		if errors.As(err, &ve) || errors.As(err, &fe) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrDecided) {
+			return Decision{}, err
+		}
+		return Decision{}, fmt.Errorf("provisioning: approve %s: %w", id, err)
+	}
+	if welcomeQueued && s.Poke != nil {
+		s.Poke()
+	}
+	return d, nil
+}
+
+var errUsernameRace = errors.New("provisioning: username taken meanwhile")
+
+func (s *Service) approveTx(ctx context.Context, actor Actor, id string, grantRights []string, d *Decision, welcomeQueued *bool) error {
+	return s.Store.InTx(ctx, func(tx store.Tx) error {
 		r, err := s.get(ctx, tx, actor, id)
 		if err != nil {
 			return err
@@ -587,25 +615,10 @@ func (s *Service) Approve(ctx context.Context, actor Actor, id string, grantRigh
 		if err != nil {
 			return err
 		}
-		welcomeQueued = true
-		d = Decision{Status: store.RequestApproved, UserID: u.ID}
+		*welcomeQueued = true
+		*d = Decision{Status: store.RequestApproved, UserID: u.ID}
 		return nil
 	})
-	if err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return Decision{}, ErrDecided
-		}
-		var ve *ValidationError
-		var fe *ForbiddenError
-		if errors.As(err, &ve) || errors.As(err, &fe) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrDecided) {
-			return Decision{}, err
-		}
-		return Decision{}, fmt.Errorf("provisioning: approve %s: %w", id, err)
-	}
-	if welcomeQueued && s.Poke != nil {
-		s.Poke()
-	}
-	return d, nil
 }
 
 // applyApproval writes the account and its access, and queues the welcome.
@@ -651,6 +664,9 @@ func (s *Service) applyApproval(ctx context.Context, tx store.Tx, actor Actor, r
 			CreatedAt: now, UpdatedAt: now,
 		}
 		if err := tx.CreateUser(ctx, u); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return u, errUsernameRace
+			}
 			return u, err
 		}
 	}

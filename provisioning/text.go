@@ -212,9 +212,12 @@ func (p *problems) label(field, v string, max int) string {
 		return ""
 	}
 	v = strings.Join(strings.Fields(norm.NFC.String(v)), " ")
-	if strings.ContainsAny(v, "<>{}\\`") {
-		p.add(field, "markup", "Must not contain < > { } \\ or `.", "Ne doit pas contenir < > { } \\ ni `.")
-		return ""
+	for _, r := range v {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.Is(unicode.Mn, r) && !strings.ContainsRune(" .,'’-&()/#+", r) {
+			p.add(field, "invalid_label", "Only letters, digits, spaces and . , ' - & ( ) / # +.",
+				"Seulement des lettres, des chiffres, des espaces et . , ' - & ( ) / # +.")
+			return ""
+		}
 	}
 	if mixedScripts(v) {
 		p.add(field, "mixed_scripts", "Mixes alphabets (letters that look alike from different alphabets).",

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sesame-idp/sesame/config"
 	"github.com/sesame-idp/sesame/idp"
 	"github.com/sesame-idp/sesame/idp/keys"
 	"github.com/sesame-idp/sesame/idp/notify"
@@ -62,6 +63,7 @@ func (a *app) server(ctx context.Context, reg *prometheus.Registry) (*idp.Server
 		FactorWindow:   a.cfg.Session.FactorWindow,
 		Demo:           a.cfg.DemoEnabled(),
 		Regulate:       regulateConfig(a.cfg.Regulate),
+		Features:       occupationFeatures(a.cfg.Provisioning),
 		Logger:         a.log,
 		Registry:       reg,
 		Checks: []idp.Check{
@@ -115,4 +117,14 @@ func (a *app) derivedKey(purpose string) [32]byte {
 	var k [32]byte
 	copy(k[:], m.Sum(nil))
 	return k
+}
+
+// occupationFeatures looks up the features of an occupation in the
+// configuration (provisioning.occupations).
+func occupationFeatures(p config.Provisioning) func(string) []string {
+	byName := map[string][]string{}
+	for _, o := range p.OccupationList() {
+		byName[o.Name] = o.Features
+	}
+	return func(occupation string) []string { return byName[occupation] }
 }

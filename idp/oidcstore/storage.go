@@ -50,6 +50,10 @@ type Storage struct {
 	LoginURL func(authRequestID string) string
 	// Audit records an event; it must not fail the request.
 	Audit func(ctx context.Context, e store.AuditEvent)
+	// Features returns the features an occupation enables (the "features"
+	// claim of sesame:institutions; config provisioning.occupations). Nil:
+	// none.
+	Features func(occupation string) []string
 }
 
 // Keys is what Storage needs of the signing keys (idp/keys.Manager).

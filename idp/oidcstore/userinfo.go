@@ -2,7 +2,9 @@ package oidcstore
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -109,16 +111,73 @@ func (s *Storage) setUserinfo(ctx context.Context, info *oidc.UserInfo, userID s
 			// confirmed when the account is activated through them.
 			info.EmailVerified = oidc.Bool(u.Status == store.StatusActive)
 		case ScopeInstitutions:
-			info.AppendClaims("occupation", u.Occupation)
-			if u.PracticeNumber != "" {
-				info.AppendClaims("practice_number", u.PracticeNumber)
-			}
-			if u.PrescriberNumber != "" {
-				info.AppendClaims("prescriber_number", u.PrescriberNumber)
+			if err := s.institutionClaims(ctx, info, u); err != nil {
+				return err
 			}
 		}
 	}
 	return nil
+}
+
+// Institution is one element of the sesame_institutions claim: an
+// institution of the user with what they hold there.
+type Institution struct {
+	ID       string   `json:"id"`
+	Name     string   `json:"name"`
+	Primary  bool     `json:"primary"`
+	Mandates []string `json:"mandates"`
+	Rights   []string `json:"rights"`
+}
+
+// institutionClaims are the claims of sesame:institutions (DESIGN §5):
+// sesame_institutions (only the user's institutions), occupation,
+// practice_number, prescriber_number, features.
+func (s *Storage) institutionClaims(ctx context.Context, info *oidc.UserInfo, u store.User) error {
+	ms, err := s.Store.ListMemberships(ctx, u.ID)
+	if err != nil {
+		return fmt.Errorf("institutions of %s: %w", u.ID, err)
+	}
+	insts := make([]Institution, 0, len(ms))
+	for _, m := range ms {
+		in, err := s.Store.GetInstitution(ctx, m.InstitutionID)
+		if err != nil {
+			return fmt.Errorf("institution %s: %w", m.InstitutionID, err)
+		}
+		insts = append(insts, Institution{ID: in.ID, Name: in.Name, Primary: m.Primary,
+			Mandates: nonNil(m.Mandates), Rights: nonNil(m.Rights)})
+	}
+	// The primary one first, then by name.
+	slices.SortStableFunc(insts, func(a, b Institution) int {
+		switch {
+		case a.Primary != b.Primary:
+			if a.Primary {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	info.AppendClaims("sesame_institutions", insts)
+	info.AppendClaims("occupation", u.Occupation)
+	if u.PracticeNumber != "" {
+		info.AppendClaims("practice_number", u.PracticeNumber)
+	}
+	if u.PrescriberNumber != "" {
+		info.AppendClaims("prescriber_number", u.PrescriberNumber)
+	}
+	var features []string
+	if s.Features != nil {
+		features = s.Features(u.Occupation)
+	}
+	info.AppendClaims("features", nonNil(features))
+	return nil
+}
+
+func nonNil(v []string) []string {
+	if v == nil {
+		return []string{}
+	}
+	return v
 }
 
 func joinName(given, family string) string {
