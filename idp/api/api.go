@@ -189,9 +189,12 @@ func (h *Handler) serve(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
 		c := &call{op: rt.op, lang: lang(r)}
-		err := checkQuery(r)
-		if err == nil && rt.access != public {
+		var err error
+		if rt.access != public {
 			c.actor, err = h.authenticate(r, rt.access)
+		}
+		if err == nil {
+			err = checkQuery(r)
 		}
 		if err == nil {
 			c.userID = r.PathValue("id")
