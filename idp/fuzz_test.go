@@ -207,11 +207,11 @@ func (fe *fuzzEnv) serve(method, target string, header http.Header, body, remote
 			fmt.Fprintf(&b, "%s: %s\r\n", k, v)
 		}
 	}
-	if method == http.MethodPost {
+	if method != http.MethodGet {
 		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(body))
 	}
 	b.WriteString("\r\n")
-	if method == http.MethodPost {
+	if method != http.MethodGet {
 		b.WriteString(body)
 	}
 	req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(b.String())))

@@ -93,8 +93,8 @@ func newTestRP(t *testing.T, env *testEnv) *testRP {
 }
 
 var (
-	activationLinkRE = regexp.MustCompile(`https?://\S+/activate\?token=\S+`)
-	usernameRE       = regexp.MustCompile(`utilisateur[^:\n]*:[\s\x{00a0}\x{202f}]*([a-z0-9._-]+)`)
+	welcomeLinkRE = regexp.MustCompile(`https?://\S+/activate\?token=\S+`)
+	usernameRE    = regexp.MustCompile(`utilisateur[^:\n]*:[\s\x{00a0}\x{202f}]*([a-z0-9._-]+)`)
 )
 
 // TestBrowserAccountRequestEndToEnd is the acceptance of the request pages
@@ -194,7 +194,7 @@ func TestBrowserAccountRequestEndToEnd(t *testing.T) {
 	if !strings.Contains(doneSubject+doneText, "formation") {
 		t.Errorf("the confirmation does not ask for training: %q\n%s", doneSubject, doneText)
 	}
-	link := activationLinkRE.FindString(welcomeText)
+	link := welcomeLinkRE.FindString(welcomeText)
 	um := usernameRE.FindStringSubmatch(welcomeText)
 	if link == "" || um == nil {
 		t.Fatalf("no activation link or username in the welcome:\n%s", welcomeText)

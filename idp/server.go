@@ -22,8 +22,8 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
-	"github.com/sesame-idp/sesame/config"
 	"github.com/sesame-idp/sesame/idp/account"
+	"github.com/sesame-idp/sesame/idp/api"
 	"github.com/sesame-idp/sesame/idp/audit"
 	"github.com/sesame-idp/sesame/idp/ephemeral"
 	"github.com/sesame-idp/sesame/idp/flow"
@@ -86,12 +86,14 @@ type Server struct {
 	// public client DemoClientID.
 	Demo         bool
 	DemoClientID string
-	// Provisioning configures account requests (config provisioning.*).
-	Provisioning config.Provisioning
+	// Provisioning is the account-request service (built with the
+	// default configuration when nil).
+	Provisioning *provisioning.Service
 	// Support reports whether a user holds the support right (the console
-	// of /console/requests); nil: nobody does.
+	// of /console/requests); nil: the user's support flag.
 	Support func(ctx context.Context, u store.User) (bool, error)
-	// UserActions are the actions of the console's user lookup.
+	// UserActions are the actions of the console's user lookup (nil: the
+	// management API's).
 	UserActions []provisioning.UserAction
 	// Features returns the features an occupation enables, for the
 	// "features" claim of sesame:institutions (nil: none).
@@ -117,6 +119,7 @@ type Server struct {
 	Login    *login.Handler
 	MFA      *mfa.Handler
 	Account  *account.Handler
+	API      *api.Handler
 	Audit    *audit.Recorder
 	// Requests is the account request service; RequestPages its pages.
 	Requests     *provisioning.Service
@@ -132,7 +135,7 @@ type prepared struct {
 }
 
 // Supported scopes.
-var scopes = []string{"openid", "profile", "email", "offline_access", oidcstore.ScopeInstitutions, oidcstore.ScopeAdmin}
+var scopes = []string{"openid", "profile", "email", "offline_access", oidcstore.ScopeInstitutions, oidcstore.ScopeAdmin, oidcstore.ScopeRequests}
 
 func (s *Server) now() time.Time {
 	if s.Now != nil {
@@ -264,10 +267,38 @@ func (s *Server) Handler() (http.Handler, error) {
 	if err := s.ensureClient(account.Client(s.Issuer, s.now().UTC())); err != nil {
 		return nil, err
 	}
-	s.Requests = &provisioning.Service{Store: s.Store, Config: s.Provisioning, Templates: s.Templates,
-		Issuer: s.Issuer, Now: s.Now, Logger: s.Logger, Poke: s.Notify}
+	if s.Provisioning == nil {
+		s.Provisioning = &provisioning.Service{Store: s.Store, Templates: s.Templates, Issuer: s.Issuer, Now: s.Now,
+			Logger: s.Logger}
+	}
+	if s.Provisioning.Poke == nil {
+		s.Provisioning.Poke = s.Notify
+	}
+	s.Requests = s.Provisioning
+	if s.Support == nil {
+		// The support right is users.support (sesame user grant --support).
+		s.Support = func(_ context.Context, u store.User) (bool, error) { return u.Support, nil }
+	}
 	if s.Storage.Features == nil {
 		s.Storage.Features = s.Requests.Features
+	}
+	s.API = &api.Handler{
+		Requests: apiRequests{s.Provisioning},
+		Web:      kit,
+		Store:    s.Store,
+		Users:    &users.Service{Store: s.Store, Sealer: s.Sealer, Passwords: s.Passwords, Now: s.Now},
+		VerifyToken: func(ctx context.Context, raw string) (oidcstore.AccessToken, error) {
+			// JWTs are checked against the issuer in ctx, as the provider's
+			// own endpoints do.
+			return s.Storage.VerifyAccessToken(op.ContextWithIssuer(ctx, s.Issuer), s.Provider, raw)
+		},
+		Unlock:     regulator.Unlock,
+		ClientIP:   func(r *http.Request) netip.Addr { return s.Flow.Networks.ClientIP(r) },
+		Issuer:     s.Issuer,
+		SupportURL: s.SupportURL,
+		Notify:     s.Notify,
+		Logger:     s.Logger,
+		Now:        s.Now,
 	}
 	s.RequestPages = &provisioning.Pages{
 		Service: s.Requests, Web: kit, Store: s.Store, Sessions: sessions,
@@ -277,7 +308,7 @@ func (s *Server) Handler() (http.Handler, error) {
 				_ = s.Storage.DeleteAuthRequest(ctx, a.GetID())
 			}
 		},
-		Support: s.Support, UserActions: s.UserActions, Logger: s.Logger, Now: s.Now,
+		Support: s.Support, UserActions: s.consoleActions(), Logger: s.Logger, Now: s.Now,
 	}
 	if err := s.ensureClient(provisioning.PagesClient(s.Issuer, s.now().UTC())); err != nil {
 		return nil, err
@@ -306,6 +337,7 @@ func (s *Server) Handler() (http.Handler, error) {
 	oidcMux.Handle("/revoke", apiFaults(withOAuthInput(provider, nil)))
 	oidcMux.Handle("/authorize/callback", withNoStore(pageFaults(withErrorPage(s.Flow.Guard(provider), kit))))
 	handleMethods(oidcMux, "/end_session", withCSP(s.Login.EndSession()), http.MethodGet, http.MethodPost)
+	oidcMux.Handle(api.Prefix+"/", s.API.Routes())
 	oidcMux.Handle(tokenPath, withTokenRules(apiFaults(withOAuthInput(withTokenClient(withTokenMetrics(provider, signals)), offeredGrants))))
 	oidcMux.Handle("/", withPageHeaders(pages, apiFaults(provider)))
 

@@ -11,11 +11,21 @@ const (
 	emailRecoveryCodeUsed = "recovery_code_used"
 	emailActivation       = "activation"
 	emailPhoneChanged     = "phone_changed"
+	emailAccountChanged   = "account_changed"
 	emailRequestDone      = "account_request_done"
 	emailRequestRejected  = "account_request_rejected"
 	emailPasswordReset    = "password_reset"
 	emailPasswordChanged  = "password_changed"
 )
+
+// AccountChangedEmail is the data of the "account_changed" email: support
+// disabled, enabled or closed the account, or reset its second factors.
+type AccountChangedEmail struct {
+	GivenName  string
+	Change     string // already translated: T(lang, "email.account_changed.disabled")…
+	When       string // already formatted
+	SupportURL string // optional
+}
 
 // AccountRequestDoneEmail is the data of the "account_request_done" email
 // to a requester: the new user has received their access (the welcome
@@ -144,6 +154,8 @@ func sampleEmail(name string) any {
 		return PasswordResetEmail{}
 	case emailPasswordChanged:
 		return PasswordChangedEmail{}
+	case emailAccountChanged:
+		return AccountChangedEmail{}
 	}
 	return nil
 }

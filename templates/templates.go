@@ -39,7 +39,7 @@ var pageNames = []string{
 // inside emails/layout.txt and emails/layout.html, with the subject message
 // email.<name>.subject.
 var emailNames = []string{emailMethodAdded, emailRecoveryCodeUsed, emailActivation, emailPhoneChanged,
-	emailRequestDone, emailRequestRejected, emailPasswordReset, emailPasswordChanged}
+	emailRequestDone, emailRequestRejected, emailPasswordReset, emailPasswordChanged, emailAccountChanged}
 
 // Engine renders the pages and emails. It is safe for concurrent use.
 type Engine struct {

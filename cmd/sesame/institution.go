@@ -61,6 +61,7 @@ func userGrant(ctx context.Context, args []string, e env) error {
 	fs.BoolVar(&g.Primary, "primary", false, "make it the user's primary institution")
 	fs.Var(&mandates, "mandate", "a `mandate` at the institution (repeatable)")
 	fs.Var(&rights, "right", "a special `right`: patient_merge, admin_account, account_requests (repeatable)")
+	support := fs.Bool("support", false, "grant the support right: the management API with sesame:admin, after a sign-in with a second factor")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -68,8 +69,8 @@ func userGrant(ctx context.Context, args []string, e env) error {
 	if err := users.CheckText("username", *username, 256); err != nil || *username == "" {
 		return usagef("--username: required")
 	}
-	if g.InstitutionID == "" {
-		return usagef("--institution: required")
+	if g.InstitutionID == "" && !*support {
+		return usagef("--institution: required (or --support)")
 	}
 	a, err := openForCommand(ctx, *file, e)
 	if err != nil {
@@ -84,6 +85,15 @@ func userGrant(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	g.UserID = u.ID
+	if *support {
+		if _, err := a.service().SetSupport(ctx, u.Username, true, byCLI); err != nil {
+			return flagError(err)
+		}
+		fmt.Fprintf(e.stdout, "%s holds the support right\n", u.Username)
+		if g.InstitutionID == "" {
+			return nil
+		}
+	}
 	m, err := a.service().GrantAccess(ctx, g, byCLI)
 	if err != nil {
 		var ie *users.InputError

@@ -98,3 +98,33 @@ func TestInstitutionAndGrantCommands(t *testing.T) {
 		t.Fatalf("bad input created institutions: %+v", list)
 	}
 }
+
+// `user grant --support` gives the support right (alone, or with an
+// institution); `admin bootstrap` makes a support user.
+func TestGrantSupport(t *testing.T) {
+	dir := t.TempDir()
+	if _, errOut, code := cli(t, dir, "user", "create", "--username", "agent", "--email", "agent@sesame.example",
+		"--password", "une phrase de passe assez longue"); code != 0 {
+		t.Fatalf("user create: %s", errOut)
+	}
+	out, errOut, code := cli(t, dir, "user", "grant", "--username", "agent", "--support")
+	if code != 0 || !strings.Contains(out, "support") {
+		t.Fatalf("grant --support: %d %s %s", code, out, errOut)
+	}
+	if _, _, code := cli(t, dir, "admin", "bootstrap", "--username", "boss", "--email", "boss@sesame.example"); code != 0 {
+		t.Fatal("bootstrap")
+	}
+	if _, errOut, code := cli(t, dir, "user", "grant", "--username", "nobody", "--support"); code == 0 || errOut == "" {
+		t.Errorf("unknown user: exit %d %q", code, errOut)
+	}
+	st := openStore(t, dir)
+	ctx := context.Background()
+	for _, name := range []string{"agent", "boss"} {
+		if u, err := st.GetUserByUsername(ctx, name); err != nil || !u.Support {
+			t.Errorf("%s: support %v (%v)", name, u.Support, err)
+		}
+	}
+	if ev, _ := st.ListAuditEvents(ctx, store.AuditFilter{Type: "user.support_granted"}); len(ev) != 1 || ev[0].ActorID != "cli" {
+		t.Errorf("audit: %+v", ev)
+	}
+}

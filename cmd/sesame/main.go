@@ -56,8 +56,9 @@ Usage:
   sesame user mfa-grace --username U --until YYYY-MM-DD|now
                                                 let one account sign in without a second factor for a while (audited)
   sesame user unlock --username U               void the account's throttle counts (audited)
-  sesame user grant --username U --institution ID [--primary] [--mandate M …] [--right R …]
-                                                access to an institution, mandates, special rights (audited)
+  sesame user grant --username U --institution ID [--primary] [--mandate M …] [--right R …] [--support]
+                                                access to an institution, mandates, special rights (audited);
+                                                --support: the support right (the management API as an administrator)
   sesame institution create --name N --billing "NAME - NUMBER" [--billing …]
                                                 create an institution; prints its id last
   sesame user phone --username U --phone +1…    change the account's SMS number (audited, the user emailed)

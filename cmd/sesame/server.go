@@ -15,6 +15,7 @@ import (
 	"github.com/sesame-idp/sesame/idp/keys"
 	"github.com/sesame-idp/sesame/idp/notify"
 	"github.com/sesame-idp/sesame/idp/users"
+	"github.com/sesame-idp/sesame/provisioning"
 	"github.com/sesame-idp/sesame/templates"
 )
 
@@ -61,7 +62,6 @@ func (a *app) server(ctx context.Context, reg *prometheus.Registry) (*idp.Server
 		SessionTTL:     a.cfg.Session.Lifetime,
 		FactorWindow:   a.cfg.Session.FactorWindow,
 		Demo:           a.cfg.DemoEnabled(),
-		Provisioning:   a.cfg.Provisioning,
 		Regulate:       regulateConfig(a.cfg.Regulate),
 		Features:       occupationFeatures(a.cfg.Provisioning),
 		Logger:         a.log,
@@ -71,6 +71,8 @@ func (a *app) server(ctx context.Context, reg *prometheus.Registry) (*idp.Server
 			{Name: "ephemeral", Ping: a.ephemeral.Ping},
 		},
 		ReadyTimeout: 1500 * time.Millisecond,
+		Provisioning: &provisioning.Service{Store: a.store, Config: a.cfg.Provisioning, Templates: tpl, Issuer: a.cfg.Issuer,
+			Logger: a.log},
 	}, nil
 }
 

@@ -17,6 +17,9 @@ import (
 const (
 	ScopeInstitutions = "sesame:institutions"
 	ScopeAdmin        = "sesame:admin"
+	// ScopeRequests: a requester's token for the account-request calls of
+	// the management API.
+	ScopeRequests = "sesame:requests"
 )
 
 // Default lifetimes, used when a client does not set its own.

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -957,4 +958,46 @@ func (s *Storage) GetKeyByIDAndClientID(ctx context.Context, keyID, clientID str
 
 func (s *Storage) ValidateJWTProfileScopes(ctx context.Context, userID string, scopes []string) ([]string, error) {
 	return nil, oidc.ErrUnsupportedGrantType()
+}
+
+// ---- bearer tokens ----
+
+// TokenVerifier is what VerifyAccessToken needs of the provider
+// (op.OpenIDProvider is one): the key opaque tokens are encrypted with,
+// and the verifier of JWT access tokens.
+type TokenVerifier interface {
+	Crypto() op.Crypto
+	AccessTokenVerifier(ctx context.Context) *op.AccessTokenVerifier
+}
+
+// VerifyAccessToken returns the live access token a bearer value stands
+// for, read as the userinfo endpoint reads it: an opaque token decrypts
+// to "id:subject", a JWT is verified against the provider's keys and
+// names the token by its jti. Either way the token must still be stored
+// (not revoked, not expired, not of a revoked family or signed-out
+// session) for the same subject; any other value is an error. ctx must
+// carry the issuer (op.ContextWithIssuer) for JWTs.
+func (s *Storage) VerifyAccessToken(ctx context.Context, p TokenVerifier, raw string) (AccessToken, error) {
+	if raw == "" || len(raw) > 8<<10 {
+		return AccessToken{}, notFound{"access token"}
+	}
+	var id, subject string
+	if plain, err := p.Crypto().Decrypt(raw); err == nil {
+		var ok bool
+		id, subject, ok = strings.Cut(plain, ":")
+		if !ok || strings.Contains(subject, ":") {
+			return AccessToken{}, notFound{"access token"}
+		}
+	} else {
+		claims, err := op.VerifyAccessToken[*oidc.AccessTokenClaims](ctx, raw, p.AccessTokenVerifier(ctx))
+		if err != nil {
+			return AccessToken{}, notFound{"access token"}
+		}
+		id, subject = claims.JWTID, claims.Subject
+	}
+	t, err := s.accessToken(ctx, id)
+	if err != nil || t.Subject != subject {
+		return AccessToken{}, notFound{"access token"}
+	}
+	return t, nil
 }

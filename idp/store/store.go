@@ -44,6 +44,8 @@ type Tx interface {
 	GetUserByUsername(ctx context.Context, username string) (User, error) // folds the argument
 	UpdateUser(ctx context.Context, u User) error                         // every field but ID and CreatedAt
 	ListUsers(ctx context.Context, afterUsername string, limit int) ([]User, error)
+	// SearchUsers returns the users q selects, by folded username.
+	SearchUsers(ctx context.Context, q UserQuery) ([]User, error)
 	// LockUser holds the user's lock until the transaction ends, so that
 	// transactions that check, then change, the user's credentials (the
 	// last second factor, a first enrollment) run one after the other:
@@ -211,10 +213,13 @@ type User struct {
 	Occupation       string
 	PracticeNumber   string
 	PrescriberNumber string
-	Phone            string    // E.164, set by support only
-	MFAGraceUntil    time.Time // zero: no grace period for enrolling a second factor
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	Phone            string // E.164, set by support only
+	// Support: the user holds the support right (the management API as an
+	// administrator, with a second factor; `sesame user grant --support`).
+	Support       bool
+	MFAGraceUntil time.Time // zero: no grace period for enrolling a second factor
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // CredentialType names a kind of credential.
@@ -339,10 +344,28 @@ type AuditEvent struct {
 
 // AuditFilter selects audit events; zero fields match everything.
 type AuditFilter struct {
-	UserID string
-	Type   string
-	Before time.Time // only events strictly older
-	Limit  int       // 0: 100
+	UserID  string
+	ActorID string
+	Type    string
+	Since   time.Time // only events at or after
+	Before  time.Time // only events strictly older…
+	// BeforeID, with Before, also keeps the events of time Before whose id
+	// sorts before it: (Before, BeforeID) is the last event of a page.
+	BeforeID string
+	Limit    int // 0: 100
+}
+
+// UserQuery selects users for SearchUsers; zero fields match everything.
+type UserQuery struct {
+	// Text matches, ignoring ASCII case, a part of the username, the email,
+	// the given, family or full name, or the whole id.
+	Text string
+	// AfterUsername: only users whose folded username sorts after it (the
+	// last one of the previous page).
+	AfterUsername string
+	// InstitutionID: only members of this institution.
+	InstitutionID string
+	Limit         int // 0: 100
 }
 
 // OutboxMessage is an email or SMS to deliver, written in the same
@@ -362,4 +385,14 @@ type OutboxMessage struct {
 	// requester's confirmation after the new user's welcome): Kind,
 	// IdempotencyKey, Payload and ID only (nil: none).
 	Then *OutboxMessage
+}
+
+// LikePattern is the SQL LIKE pattern (ESCAPE '\') that matches text
+// anywhere, lower-cased: "" for empty text.
+func LikePattern(text string) string {
+	if text == "" {
+		return ""
+	}
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(strings.ToLower(text)) + "%"
 }

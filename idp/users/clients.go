@@ -20,6 +20,10 @@ var clientIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // KnownGrants are the grant types a client may be registered for.
 var KnownGrants = []string{"authorization_code", "refresh_token", "client_credentials"}
 
+// KnownScopes are the scopes a client may be registered for.
+var KnownScopes = []string{"openid", "profile", "email", "offline_access",
+	oidcstore.ScopeInstitutions, oidcstore.ScopeAdmin, oidcstore.ScopeRequests}
+
 // Defaults of NewClient's empty fields.
 var (
 	DefaultGrants = []string{"authorization_code", "refresh_token"}
@@ -66,8 +70,10 @@ func (c NewClient) withDefaults() NewClient {
 // *InputError: a well-formed id, known grants (client_credentials only
 // for a confidential client), redirect URIs for the authorization_code
 // grant, absolute redirect and post-logout URIs without fragment over
-// https (http only on loopback), and a known token format, signing
-// algorithm and authentication method.
+// https (http only on loopback), known scopes (sesame:admin only for a
+// confidential client: the management API's administrator scope is never
+// given to a client that cannot authenticate), and a known token format,
+// signing algorithm and authentication method.
 func (c NewClient) Validate() error {
 	c = c.withDefaults()
 	if err := checkTexts(text("id", 64, c.ID), text("name", 128, c.Name),
@@ -84,6 +90,14 @@ func (c NewClient) Validate() error {
 		if !slices.Contains(KnownGrants, g) {
 			return inputErr("grant_types", fmt.Sprintf("%q is not one of %s", g, strings.Join(KnownGrants, ", ")))
 		}
+	}
+	for _, sc := range c.Scopes {
+		if !slices.Contains(KnownScopes, sc) {
+			return inputErr("scopes", fmt.Sprintf("%q is not one of %s", sc, strings.Join(KnownScopes, ", ")))
+		}
+	}
+	if c.Public && slices.Contains(c.Scopes, oidcstore.ScopeAdmin) {
+		return inputErr("scopes", "a public client cannot have sesame:admin")
 	}
 	if c.Public && slices.Contains(c.GrantTypes, "client_credentials") {
 		return inputErr("grant_types", "a public client cannot use client_credentials")

@@ -34,6 +34,8 @@ func TestNewClientValidate(t *testing.T) {
 		{"post-logout", func(c *users.NewClient) { c.PostLogoutURIs = []string{"http://evil.example/"} }, "post_logout_uris", `"http://evil.example/" must use https (http only on localhost)`},
 		{"token format", func(c *users.NewClient) { c.TokenFormat = "xml" }, "token_format", `"xml" must be opaque or jwt`},
 		{"alg", func(c *users.NewClient) { c.SigningAlg = "HS256" }, "signing_alg", `"HS256" must be RS256 or ES256`},
+		{"unknown scope", func(c *users.NewClient) { c.Scopes = []string{"openid", "root"} }, "scopes", `"root" is not one of openid, profile, email, offline_access, sesame:institutions, sesame:admin, sesame:requests`},
+		{"public admin", func(c *users.NewClient) { c.Public, c.Scopes = true, []string{"openid", "sesame:admin"} }, "scopes", "a public client cannot have sesame:admin"},
 		{"auth method", func(c *users.NewClient) { c.AuthMethod = "private_key_jwt" }, "auth_method", `"private_key_jwt" must be client_secret_basic or client_secret_post`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -254,7 +254,7 @@ func (s *Service) importTOTP(ctx context.Context, tx store.Tx, u store.User, key
 }
 
 // BootstrapAdmin creates a pending administrator (fr-CA, occupation
-// administrative) and its activation token, with an "admin.bootstrap"
+// administrative, holding the support right) and its activation token, with an "admin.bootstrap"
 // event; the link is the issuer's /activate?token=…. A taken username is
 // an *InputError wrapping store.ErrConflict.
 func (s *Service) BootstrapAdmin(ctx context.Context, username, email string, by store.AuditEvent) (store.User, string, error) {
@@ -268,7 +268,7 @@ func (s *Service) BootstrapAdmin(ctx context.Context, username, email string, by
 	u := store.User{
 		ID: uuid.NewString(), Username: store.FoldUsername(username), Email: email,
 		Locale: DefaultLocale, Status: store.StatusPendingActivation, AccountType: "person", Occupation: "administrative",
-		CreatedAt: now, UpdatedAt: now,
+		Support: true, CreatedAt: now, UpdatedAt: now,
 	}
 	var token string
 	err := s.Store.InTx(ctx, func(tx store.Tx) error {

@@ -52,7 +52,16 @@ func (q queries) ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]st
 	if f.Type != "" {
 		cond("type = ?", f.Type)
 	}
-	if !f.Before.IsZero() {
+	if f.ActorID != "" {
+		cond("actor_id = ?", f.ActorID)
+	}
+	if !f.Since.IsZero() {
+		cond("at >= ?", f.Since)
+	}
+	if !f.Before.IsZero() && f.BeforeID != "" {
+		args = append(args, f.Before, f.BeforeID)
+		where = append(where, fmt.Sprintf("(at, id) < ($%d, $%d)", len(args)-1, len(args)))
+	} else if !f.Before.IsZero() {
 		cond("at < ?", f.Before)
 	}
 	limit := f.Limit

@@ -49,7 +49,16 @@ func (q queries) ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]st
 	if f.Type != "" {
 		cond("type = ?", f.Type)
 	}
-	if !f.Before.IsZero() {
+	if f.ActorID != "" {
+		cond("actor_id = ?", f.ActorID)
+	}
+	if !f.Since.IsZero() {
+		cond("at >= ?", ts(f.Since))
+	}
+	if !f.Before.IsZero() && f.BeforeID != "" {
+		where = append(where, "(at < ? OR (at = ? AND id < ?))")
+		args = append(args, ts(f.Before), ts(f.Before), f.BeforeID)
+	} else if !f.Before.IsZero() {
 		cond("at < ?", ts(f.Before))
 	}
 	limit := f.Limit

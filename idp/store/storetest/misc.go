@@ -82,6 +82,12 @@ func testAuditEvents(t *testing.T, s store.Store) {
 		{"limit", store.AuditFilter{Limit: 2}, []string{"ev-4", "ev-3"}},
 		{"limit and before", store.AuditFilter{Limit: 1, Before: at(2 * time.Minute)}, []string{"ev-2"}},
 		{"nothing", store.AuditFilter{UserID: "user-unknown"}, []string{}},
+		{"actor", store.AuditFilter{ActorID: "user-2"}, []string{"ev-3"}},
+		{"since is inclusive", store.AuditFilter{Since: at(time.Minute)}, []string{"ev-4", "ev-3", "ev-2"}},
+		{"since and before", store.AuditFilter{Since: at(time.Minute), Before: at(2 * time.Minute)}, []string{"ev-2"}},
+		// A page ending at ev-4 (same time as ev-3) continues with ev-3.
+		{"cursor within a time", store.AuditFilter{Before: at(2 * time.Minute), BeforeID: "ev-4"}, []string{"ev-3", "ev-2", "ev-1"}},
+		{"cursor at the last id", store.AuditFilter{Before: at(2 * time.Minute), BeforeID: "ev-3"}, []string{"ev-2", "ev-1"}},
 	}
 	for _, tt := range tests {
 		got, err := s.ListAuditEvents(ctx, tt.f)

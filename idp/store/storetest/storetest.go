@@ -50,6 +50,8 @@ var cases = []testCase{
 	{"Users/Conflict", testUserConflict},
 	{"Users/Update", testUpdateUser},
 	{"Users/List", testListUsers},
+	{"Users/Search", testSearchUsers},
+	{"Users/Support", testUserSupport},
 	{"Users/TimesInUTC", testTimesInUTC},
 	{"Users/Lock", testLockUser},
 	{"Credentials/SetPassword", testSetPassword},

@@ -206,3 +206,7 @@ func (s txStore) MarkOutboxSent(ctx context.Context, id string, at time.Time) er
 func (s txStore) MarkOutboxFailed(ctx context.Context, id string, nextAttempt time.Time, lastError string) error {
 	return do(ctx, s, func(tx store.Tx) error { return tx.MarkOutboxFailed(ctx, id, nextAttempt, lastError) })
 }
+
+func (s txStore) SearchUsers(ctx context.Context, q store.UserQuery) ([]store.User, error) {
+	return in(ctx, s, func(tx store.Tx) ([]store.User, error) { return tx.SearchUsers(ctx, q) })
+}

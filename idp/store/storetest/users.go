@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -196,4 +197,62 @@ func testTimesInUTC(t *testing.T, s store.Store) {
 			t.Errorf("%s = %v, want %v within a microsecond", name, g, w)
 		}
 	}
+}
+
+func testSearchUsers(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	people := []store.User{
+		newUser("user-1", "stremblay"), newUser("user-2", "jgagnon"), newUser("user-3", "mroy"), newUser("user-4", "x_y"),
+	}
+	people[0].GivenName, people[0].FamilyName, people[0].Email = "Sophie", "Tremblay", "Sophie.T@Clinic.example"
+	people[1].GivenName, people[1].FamilyName, people[1].Email = "Julie", "Gagnon", "julie@clinic.example"
+	people[2].GivenName, people[2].FamilyName, people[2].Email = "Marc", "Roy", "marc@other.example"
+	people[3].GivenName, people[3].FamilyName, people[3].Email = "Xavier", "Yale", "xy@other.example"
+	for _, u := range people {
+		must(t, s.CreateUser(ctx, u))
+	}
+	must(t, s.CreateInstitution(ctx, store.Institution{ID: "inst-1", Name: "Clinique A", CreatedAt: t0, UpdatedAt: t0}))
+	must(t, s.CreateInstitution(ctx, store.Institution{ID: "inst-2", Name: "Clinique B", CreatedAt: t0, UpdatedAt: t0}))
+	for _, id := range []string{"user-1", "user-3"} {
+		must(t, s.PutMembership(ctx, store.Membership{UserID: id, InstitutionID: "inst-1", Primary: true, CreatedAt: t0}))
+	}
+	tests := []struct {
+		q    store.UserQuery
+		want []string
+	}{
+		{store.UserQuery{}, []string{"user-2", "user-3", "user-1", "user-4"}},
+		{store.UserQuery{Text: "TREMB"}, []string{"user-1"}},
+		{store.UserQuery{Text: "sophie tremblay"}, []string{"user-1"}},
+		{store.UserQuery{Text: "clinic.example"}, []string{"user-2", "user-1"}},
+		{store.UserQuery{Text: "user-3"}, []string{"user-3"}}, // the whole id
+		{store.UserQuery{Text: "user-"}, []string{}},          // not a part of it
+		{store.UserQuery{Text: "_"}, []string{"user-4"}},      // LIKE's wildcards are plain text
+		{store.UserQuery{Text: "%"}, []string{}},
+		{store.UserQuery{Text: "clinic", Limit: 1}, []string{"user-2"}},
+		{store.UserQuery{Text: "clinic", AfterUsername: "jgagnon"}, []string{"user-1"}},
+		{store.UserQuery{AfterUsername: "stremblay"}, []string{"user-4"}},
+		{store.UserQuery{InstitutionID: "inst-1"}, []string{"user-3", "user-1"}},
+		{store.UserQuery{InstitutionID: "inst-1", Text: "roy"}, []string{"user-3"}},
+		{store.UserQuery{InstitutionID: "inst-2"}, []string{}},
+	}
+	for _, tt := range tests {
+		got, err := s.SearchUsers(ctx, tt.q)
+		must(t, err)
+		equal(t, ids(got, userID), tt.want, fmt.Sprintf("SearchUsers(%+v)", tt.q))
+	}
+}
+
+func testUserSupport(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u := newUser("user-1", "agent")
+	u.Support = true
+	must(t, s.CreateUser(ctx, u))
+	got, err := s.GetUser(ctx, u.ID)
+	must(t, err)
+	equal(t, got.Support, true, "Support after CreateUser")
+	u.Support = false
+	must(t, s.UpdateUser(ctx, u))
+	got, err = s.GetUser(ctx, u.ID)
+	must(t, err)
+	equal(t, got.Support, false, "Support after UpdateUser")
 }
