@@ -308,8 +308,10 @@ func (r *rp) basic() string { return basicHeader(r.client.ID, r.secret) }
 
 // ---- the figures ----
 
-func BenchmarkSpeedDiscovery(b *testing.B) { benchSpeedDocument(b, "/.well-known/openid-configuration") }
-func BenchmarkSpeedJWKS(b *testing.B)      { benchSpeedDocument(b, "/keys") }
+func BenchmarkSpeedDiscovery(b *testing.B) {
+	benchSpeedDocument(b, "/.well-known/openid-configuration")
+}
+func BenchmarkSpeedJWKS(b *testing.B) { benchSpeedDocument(b, "/keys") }
 
 // benchSpeedDocument: Sésame's document beside a bare net/http handler
 // writing the same bytes with the same content type.
@@ -390,7 +392,9 @@ func BenchmarkSpeedClientCredentialsJWT(b *testing.B) {
 	}
 	payload := []byte(`{"iss":"` + env.issuer + `","sub":"x","aud":["x"],"exp":1,"iat":1,"jti":"x"}`)
 	benchVersus(b,
-		func(pauser) { sc.do(http.StatusOK, http.MethodPost, "/oauth/token", "grant_type=client_credentials", r.basic()) },
+		func(pauser) {
+			sc.do(http.StatusOK, http.MethodPost, "/oauth/token", "grant_type=client_credentials", r.basic())
+		},
 		func(pauser) {
 			sum := sha256.Sum256(payload)
 			if _, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, sum[:]); err != nil {
