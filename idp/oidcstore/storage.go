@@ -49,6 +49,11 @@ type Storage struct {
 	LoginURL func(authRequestID string) string
 	// Audit records an event; it must not fail the request.
 	Audit func(ctx context.Context, e store.AuditEvent)
+	// ClientTTL is how long a client read from Store is reused (0: read
+	// it at every request). A change to a client is seen within ClientTTL.
+	ClientTTL time.Duration
+
+	clients clientCache
 }
 
 // Keys is what Storage needs of the signing keys (idp/keys.Manager).
@@ -727,7 +732,7 @@ func (s *Storage) getClient(ctx context.Context, id string) (store.Client, error
 	if m != nil && m.id == id && m.client != nil {
 		return *m.client, nil
 	}
-	c, err := s.Store.GetClient(ctx, id)
+	c, err := s.loadClient(ctx, id)
 	if err == nil && m != nil && m.id == id {
 		m.client = &c
 	}
