@@ -140,8 +140,13 @@ func (s *Server) Handler() (http.Handler, error) {
 		Now:       s.Now,
 		LoginURL:  func(id string) string { return prefix + "/login?flow=" + url.QueryEscape(id) },
 		Audit:     s.Audit.Record,
+		ClientTTL: clientTTL,
 	}
-	opts := []op.Option{op.WithHttpInterceptors(s.withTokenGrants)}
+	tc, err := newTokenCrypto(s.CryptoKey)
+	if err != nil {
+		return nil, fmt.Errorf("token crypto: %w", err)
+	}
+	opts := []op.Option{op.WithHttpInterceptors(s.withTokenGrants), op.WithCrypto(tc)}
 	if !secure {
 		opts = append(opts, op.WithAllowInsecure())
 	}
@@ -314,6 +319,12 @@ func withTokenClient(next http.Handler) http.Handler {
 // contentSecurityPolicy: our pages load only our own files. (No
 // form-action: browsers apply it to the redirects that follow a sign-in
 // form, which end at the relying party.)
+// clientTTL is how long a relying party read from the database is reused
+// by the token, introspection and userinfo endpoints: a client changed by
+// the CLI, the API or on another node (secret rotated, client removed) is
+// seen within this time.
+const clientTTL = time.Second
+
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"frame-ancestors 'none'; base-uri 'none'"
 
