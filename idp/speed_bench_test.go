@@ -19,6 +19,9 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,9 +59,15 @@ type pauser interface {
 	resume()
 }
 
-// benchVersus runs sesame and reference alone and interleaved. extra adds
-// "extra-cpu-µs/op" (sesame − reference) to the interleaved report.
+// benchVersus runs sesame and reference alone and interleaved; the
+// interleaved report has both CPU figures, their ratio and their
+// difference (extra-cpu-µs/op, sesame − reference).
 func benchVersus(b *testing.B, sesame, reference speedOp) {
+	benchVersusBlock(b, 8, sesame, reference)
+}
+
+// benchVersusBlock is benchVersus alternating blocks of block operations.
+func benchVersusBlock(b *testing.B, block int, sesame, reference speedOp) {
 	b.Run("sesame", func(b *testing.B) {
 		m := newCPUMeter(b)
 		for b.Loop() {
@@ -80,7 +89,7 @@ func benchVersus(b *testing.B, sesame, reference speedOp) {
 		v.start = processCPU()
 		i := 0
 		for b.Loop() {
-			side := (i / 8) % 2
+			side := (i / block) % 2
 			if side != v.side {
 				now := processCPU()
 				v.total[v.side] += now - v.start
@@ -508,7 +517,7 @@ func BenchmarkSpeedSignIn(b *testing.B) {
 	salt := make([]byte, p.SaltLen)
 	ctx := context.Background()
 	i := 0
-	benchVersus(b,
+	benchVersusBlock(b, 1, // a sign-in is long: alternate each
 		func(pauser) {
 			i++
 			signInOnce(b, r, ctx, i)
@@ -540,4 +549,56 @@ func signInOnce(tb testing.TB, r *rp, ctx context.Context, i int) {
 	if resp.StatusCode != http.StatusOK {
 		tb.Fatalf("userinfo: %d", resp.StatusCode)
 	}
+}
+
+// BenchmarkSpeedRSS is the resident memory of this process (the server,
+// and the benchmark's client, in one process: an upper bound of the
+// server's) after 500 sign-ins with the production password parameters,
+// one after another. It reports VmRSS before the first sign-in
+// (idle-rss-MB) and after the last (rss-MB), and the peak (hwm-rss-MB),
+// from /proc/self/status; the goal is rss-MB ≤ 80. RSS counts pages the
+// process has touched and still holds: the Go runtime gives freed heap
+// back to the system only gradually, so RSS is above the live heap
+// (heap-inuse-MB).
+func BenchmarkSpeedRSS(b *testing.B) {
+	env := speedEnv(b)
+	env.srv.Passwords = users.Passwords{Params: users.DefaultPasswordParams()}
+	env.srv.Login.Passwords = env.srv.Passwords
+	r := env.newRP(nil)
+	env.user("sophie", pw)
+	env.srv.Flow.Networks.Trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	ctx := context.Background()
+	idle := procStatusMB(b, "VmRSS")
+	i := 0
+	for b.Loop() {
+		for range 500 {
+			i++
+			signInOnce(b, r, ctx, i)
+		}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(idle, "idle-rss-MB")
+	b.ReportMetric(procStatusMB(b, "VmRSS"), "rss-MB")
+	b.ReportMetric(procStatusMB(b, "VmHWM"), "hwm-rss-MB")
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-inuse-MB")
+}
+
+// procStatusMB reads a kB field of /proc/self/status, in MB (2^20 bytes).
+func procStatusMB(tb testing.TB, field string) float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		tb.Skipf("no /proc/self/status: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return kb / 1024
+		}
+	}
+	tb.Fatalf("no %s in /proc/self/status", field)
+	return 0
 }
