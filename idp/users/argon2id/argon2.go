@@ -21,33 +21,56 @@ const argon2id = 2
 // is not kept for the next hash.
 const maxKeptKiB = 64 * 1024
 
-// buffers is the free list and the bound on concurrent hashes: it holds
-// GOMAXPROCS buffers (empty until first used).
+// slots bounds the hashes running at once to GOMAXPROCS; free holds the
+// buffers of finished hashes, last in first out, so that a sequential
+// load keeps reusing one buffer (and one buffer's pages stay resident).
 var (
-	buffersOnce sync.Once
-	buffers     chan []block
+	slotsOnce sync.Once
+	slots     chan struct{}
+	freeMu    sync.Mutex
+	free      []buffer
 )
 
-func takeBuffer(memory uint32) []block {
-	buffersOnce.Do(func() {
-		n := runtime.GOMAXPROCS(0)
-		buffers = make(chan []block, n)
-		for range n {
-			buffers <- nil
-		}
-	})
-	b := <-buffers
-	if uint32(cap(b)) < memory {
-		b = make([]block, memory)
-	}
-	return b[:memory]
+// buffer is a hash's blocks; mapped: made by allocBlocks (outside the Go
+// heap), to be given back with freeBlocks.
+type buffer struct {
+	b      []block
+	mapped bool
 }
 
-func giveBuffer(b []block) {
-	if cap(b) > maxKeptKiB {
-		b = nil
+func (b buffer) release() {
+	if b.mapped {
+		freeBlocks(b.b)
 	}
-	buffers <- b
+}
+
+func takeBuffer(memory uint32) buffer {
+	slotsOnce.Do(func() { slots = make(chan struct{}, runtime.GOMAXPROCS(0)) })
+	slots <- struct{}{}
+	freeMu.Lock()
+	var b buffer
+	if n := len(free); n > 0 {
+		b, free = free[n-1], free[:n-1]
+	}
+	freeMu.Unlock()
+	if uint32(cap(b.b)) >= memory {
+		return b
+	}
+	b.release()
+	if memory > maxKeptKiB {
+		return buffer{b: make([]block, memory)} // not kept: the garbage collector frees it
+	}
+	blocks, mapped := allocBlocks(memory)
+	return buffer{b: blocks, mapped: mapped}
+}
+
+func giveBuffer(b buffer) {
+	if cap(b.b) <= maxKeptKiB {
+		freeMu.Lock()
+		free = append(free, b)
+		freeMu.Unlock()
+	}
+	<-slots
 }
 
 // IDKey derives a key from the password and salt with argon2id, as
@@ -72,8 +95,9 @@ func deriveKey(password, salt, secret, data []byte, time, memory uint32, threads
 	if memory < 2*syncPoints*uint32(threads) {
 		memory = 2 * syncPoints * uint32(threads)
 	}
-	B := takeBuffer(memory)
-	defer giveBuffer(B)
+	buf := takeBuffer(memory)
+	defer giveBuffer(buf)
+	B := buf.b[:memory]
 	initBlocks(B, &h0, memory, uint32(threads))
 	processBlocks(B, time, memory, uint32(threads), argon2id)
 	// The blocks left in B are rewritten by the next hash before they are

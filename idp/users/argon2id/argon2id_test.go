@@ -38,7 +38,10 @@ func TestSameAsXCrypto(t *testing.T) {
 		{"mot de passe é", "0123456789abcdef", 3, 4096, 2, 16},
 		{"x", "0123456789abcdef", 1, 8, 1, 64},
 		{"correct horse battery staple", "fedcba9876543210", 2, 19 * 1024, 1, 32},
-		{"p", "0123456789abcdef", 2, 1000, 4, 32}, // memory rounded down as x/crypto does
+		{"p", "0123456789abcdef", 2, 1000, 4, 32},            // memory rounded down as x/crypto does
+		{"larger", "0123456789abcdef", 1, 24 * 1024, 1, 32},  // the kept buffer is replaced
+		{"largest", "0123456789abcdef", 1, 65 * 1024, 1, 32}, // not kept (above 64 MiB)
+		{"after", "0123456789abcdef", 2, 19 * 1024, 1, 32},
 	}
 	for _, c := range cases {
 		want := argon2.IDKey([]byte(c.pw), []byte(c.salt), c.time, c.memory, c.threads, c.keyLen)

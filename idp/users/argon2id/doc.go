@@ -4,10 +4,11 @@
 // x/crypto/argon2 allocates its m KiB of blocks at each call (19 MiB for
 // the parameters Sésame uses) and zeroes them: each sign-in faulted and
 // cleared those pages again and made the garbage collector run. Here a
-// hash takes a buffer from a free list of at most GOMAXPROCS buffers and
-// gives it back: at most that many hashes run at once (the others wait
-// for a buffer, as they would for a core), the resident memory they use is
-// bounded by GOMAXPROCS × m, and no page is faulted or cleared twice. The
+// hash takes a buffer from a free list (last in, first out: one-at-a-time
+// sign-ins keep using one buffer) and gives it back; at most GOMAXPROCS
+// hashes run at once (the others wait, as they would for a core), so the
+// resident memory they use is bounded by GOMAXPROCS × m, and no page is
+// faulted or cleared twice. The
 // first pass writes each block (instead of XOR-ing it into zeroed memory),
 // so a reused buffer needs no clearing. The key is the same as
 // x/crypto/argon2.IDKey's: argon2id_test.go checks RFC 9106's vector and
