@@ -20,6 +20,8 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"os/exec"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -586,9 +588,14 @@ func BenchmarkSpeedRSS(b *testing.B) {
 
 // procStatusMB reads a kB field of /proc/self/status, in MB (2^20 bytes).
 func procStatusMB(tb testing.TB, field string) float64 {
-	b, err := os.ReadFile("/proc/self/status")
+	return procFileMB(tb, "/proc/self/status", field)
+}
+
+// procFileMB reads a kB field of a /proc/…/status file, in MB.
+func procFileMB(tb testing.TB, file, field string) float64 {
+	b, err := os.ReadFile(file)
 	if err != nil {
-		tb.Skipf("no /proc/self/status: %v", err)
+		tb.Skipf("no %s: %v", file, err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, field+":"); ok {
@@ -599,6 +606,86 @@ func procStatusMB(tb testing.TB, field string) float64 {
 			return kb / 1024
 		}
 	}
-	tb.Fatalf("no %s in /proc/self/status", field)
+	tb.Fatalf("no %s in %s", field, file)
 	return 0
+}
+
+// BenchmarkSpeedServeRSS measures a real `sesame serve` process (built
+// with `go build`, SQLite and memory in a temporary directory, its own
+// port): its VmRSS idle and after 500 password checks with the production
+// parameters, each by a new browser from its own address (X-Forwarded-For
+// from a trusted loopback proxy): open the demo's sign-in, post the form.
+// The usernames are unknown, so each check is the dummy argon2id hash of
+// the same cost as a real one; the password is the memory-heavy step of a
+// sign-in. rss-MB is the process's resident set: pages it touched and
+// still holds (the binary's, the heap's, the hash buffer's).
+func BenchmarkSpeedServeRSS(b *testing.B) {
+	if testing.Short() {
+		b.Skip("builds and runs sesame")
+	}
+	dir := b.TempDir()
+	bin := dir + "/sesame"
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/sesame").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "serve")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "SESAME_HTTP_ADDR="+addr, "SESAME_ISSUER=http://"+addr, "SESAME_TRUSTED_PROXIES=127.0.0.0/8")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	base := "http://" + addr
+	for i := 0; ; i++ {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if i > 600 {
+			b.Fatal("sesame serve did not start")
+		}
+		time.Sleep(50 * time.Millisecond) // waiting for another process to listen, not for time
+	}
+	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+	idle := procFileMB(b, status, "VmRSS")
+	csrfRE := regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
+	flowRE := regexp.MustCompile(`name="flow" value="([^"]+)"`)
+	i := 0
+	for b.Loop() {
+		for range 500 {
+			i++
+			br := newBrowser(b)
+			br.c.Transport = forwardedFor{addr: fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff), next: http.DefaultTransport}
+			resp, err := br.c.Get(base + "/demo/login")
+			if err != nil {
+				b.Fatal(err)
+			}
+			page, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			csrf, flow := csrfRE.FindSubmatch(page), flowRE.FindSubmatch(page)
+			if csrf == nil || flow == nil {
+				b.Fatalf("no sign-in form: %d", resp.StatusCode)
+			}
+			resp, err = br.c.PostForm(base+"/login", url.Values{"csrf_token": {string(csrf[1])}, "flow": {string(flow[1])},
+				"username": {fmt.Sprintf("nobody%d", i)}, "password": {"wrong password"}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				b.Fatalf("wrong password: %d", resp.StatusCode)
+			}
+		}
+	}
+	b.ReportMetric(idle, "idle-rss-MB")
+	b.ReportMetric(procFileMB(b, status, "VmRSS"), "rss-MB")
+	b.ReportMetric(procFileMB(b, status, "VmHWM"), "hwm-rss-MB")
 }
