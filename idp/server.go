@@ -141,6 +141,7 @@ func (s *Server) Handler() (http.Handler, error) {
 		LoginURL:  func(id string) string { return prefix + "/login?flow=" + url.QueryEscape(id) },
 		Audit:     s.Audit.Record,
 		ClientTTL: clientTTL,
+		UserTTL:   clientTTL,
 	}
 	tc, err := newTokenCrypto(s.CryptoKey)
 	if err != nil {
@@ -319,10 +320,11 @@ func withTokenClient(next http.Handler) http.Handler {
 // contentSecurityPolicy: our pages load only our own files. (No
 // form-action: browsers apply it to the redirects that follow a sign-in
 // form, which end at the relying party.)
-// clientTTL is how long a relying party read from the database is reused
-// by the token, introspection and userinfo endpoints: a client changed by
-// the CLI, the API or on another node (secret rotated, client removed) is
-// seen within this time.
+// clientTTL is how long a relying party, or a user's claims and status,
+// read from the database are reused by the token, introspection and
+// userinfo endpoints: a client or account changed by the CLI, the API or
+// on another node (secret rotated, client removed, account disabled) is
+// seen there within this time.
 const clientTTL = time.Second
 
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +

@@ -73,3 +73,46 @@ func (s *Storage) loadClient(ctx context.Context, id string) (store.Client, erro
 	s.clients.put(c, now.Add(s.ClientTTL))
 	return c, nil
 }
+
+// maxCachedUsers bounds the user cache; when full it starts again empty.
+const maxCachedUsers = 10000
+
+// userCache keeps the users read for userinfo and introspection answers
+// for Storage.UserTTL, as clientCache does clients: a changed or disabled
+// account is seen within UserTTL (an access token stays usable until it
+// expires in any case).
+type userCache struct {
+	mu sync.RWMutex
+	m  map[string]cachedUser
+}
+
+type cachedUser struct {
+	u       store.User
+	expires time.Time
+}
+
+// loadUser reads a user through the cache (when UserTTL > 0).
+func (s *Storage) loadUser(ctx context.Context, id string) (store.User, error) {
+	if s.UserTTL <= 0 {
+		return s.Store.GetUser(ctx, id)
+	}
+	now := s.now()
+	s.users.mu.RLock()
+	e, ok := s.users.m[id]
+	s.users.mu.RUnlock()
+	if ok && now.Before(e.expires) {
+		return e.u, nil
+	}
+	u, err := s.Store.GetUser(ctx, id)
+	s.users.mu.Lock()
+	defer s.users.mu.Unlock()
+	if err != nil {
+		delete(s.users.m, id)
+		return u, err
+	}
+	if s.users.m == nil || len(s.users.m) >= maxCachedUsers {
+		s.users.m = make(map[string]cachedUser)
+	}
+	s.users.m[id] = cachedUser{u: u, expires: now.Add(s.UserTTL)}
+	return u, nil
+}

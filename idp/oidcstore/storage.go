@@ -52,8 +52,12 @@ type Storage struct {
 	// ClientTTL is how long a client read from Store is reused (0: read
 	// it at every request). A change to a client is seen within ClientTTL.
 	ClientTTL time.Duration
+	// UserTTL is how long a user read for a userinfo or introspection
+	// answer is reused (0: read it each time).
+	UserTTL time.Duration
 
 	clients clientCache
+	users   userCache
 }
 
 // Keys is what Storage needs of the signing keys (idp/keys.Manager).

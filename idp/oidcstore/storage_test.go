@@ -249,3 +249,33 @@ func TestClientCache(t *testing.T) {
 		}
 	})
 }
+
+// Userinfo reads the user once per UserTTL: a disabled account is refused
+// once it has passed.
+func TestUserCache(t *testing.T) {
+	forEachStorage(t, func(t *testing.T, e *storageEnv) {
+		ctx := t.Context()
+		e.s.UserTTL = time.Second
+		info := new(oidc.UserInfo)
+		if err := e.s.setUserinfo(ctx, info, e.user.ID, []string{oidc.ScopeOpenID, oidc.ScopeEmail}); err != nil || info.Email != "sophie@example.org" {
+			t.Fatalf("%+v %v", info, err)
+		}
+		u := e.user
+		u.Status = store.StatusDisabled
+		u.Email = "changed@example.org"
+		if err := e.s.Store.UpdateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		info = new(oidc.UserInfo)
+		if err := e.s.setUserinfo(ctx, info, e.user.ID, []string{oidc.ScopeOpenID, oidc.ScopeEmail}); err != nil || info.Email != "sophie@example.org" {
+			t.Fatalf("within UserTTL the cached user is used: %+v %v", info, err)
+		}
+		e.clock.Advance(time.Second)
+		if err := e.s.setUserinfo(ctx, new(oidc.UserInfo), e.user.ID, []string{oidc.ScopeOpenID}); err == nil {
+			t.Fatal("a disabled account still gets userinfo after UserTTL")
+		}
+		if err := e.s.setUserinfo(ctx, new(oidc.UserInfo), uuid.NewString(), []string{oidc.ScopeOpenID}); err == nil {
+			t.Fatal("an unknown user gets userinfo")
+		}
+	})
+}
