@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -89,6 +90,42 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	return m
 }
 
+// quietRoutes are the machine endpoints called at every token use or page
+// load: their successful answers are logged at debug, not info, so that
+// the access log costs nothing on the hot path at the default level.
+// Their errors (4xx at info, 5xx at error, with the request id) are still
+// logged, as every other route's answers are.
+var quietRoutes = map[string]bool{
+	"/.well-known/openid-configuration": true,
+	"/keys":                             true,
+	"/oauth/token":                      true,
+	"/oauth/introspect":                 true,
+	"/userinfo":                         true,
+	"/revoke":                           true,
+	"/healthz":                          true,
+	"/readyz":                           true,
+	"/metrics":                          true,
+	"/static/":                          true,
+}
+
+// accessLogLevel is the level of a request's access log line: error for a
+// 5xx, debug for a success of a quiet route, info otherwise.
+func accessLogLevel(route string, status int) slog.Level {
+	switch {
+	case status >= 500:
+		return slog.LevelError
+	case status < 400:
+		// route is a ServeMux pattern: "GET /keys", "/oauth/token".
+		if i := strings.IndexByte(route, ' '); i >= 0 {
+			route = route[i+1:]
+		}
+		if quietRoutes[route] {
+			return slog.LevelDebug
+		}
+	}
+	return slog.LevelInfo
+}
+
 // withCommon wraps h with request id, security headers, panic recovery,
 // metrics and an access log line.
 func withCommon(h http.Handler, log *slog.Logger, m *httpMetrics) http.Handler {
@@ -126,10 +163,7 @@ func withCommon(h http.Handler, log *slog.Logger, m *httpMetrics) http.Handler {
 			elapsed := time.Since(start)
 			m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 			m.duration.WithLabelValues(route).Observe(elapsed.Seconds())
-			level := slog.LevelInfo
-			if status >= 500 {
-				level = slog.LevelError
-			}
+			level := accessLogLevel(route, status)
 			// The query string may carry codes and tokens: log the path only.
 			attrs := []slog.Attr{
 				slog.String("request_id", id),

@@ -169,8 +169,14 @@ func (s *Server) Handler() (http.Handler, error) {
 		LoginURL:  func(id string) string { return prefix + "/login?flow=" + url.QueryEscape(id) },
 		Audit:     s.Audit.Record,
 		Features:  s.Features,
+		ClientTTL: clientTTL,
+		UserTTL:   clientTTL,
 	}
-	opts := []op.Option{op.WithHttpInterceptors(s.withTokenGrants)}
+	tc, err := newTokenCrypto(s.CryptoKey)
+	if err != nil {
+		return nil, fmt.Errorf("token crypto: %w", err)
+	}
+	opts := []op.Option{op.WithHttpInterceptors(s.withTokenGrants), op.WithCrypto(tc)}
 	if !secure {
 		opts = append(opts, op.WithAllowInsecure())
 	}
@@ -404,6 +410,13 @@ func withTokenClient(next http.Handler) http.Handler {
 // contentSecurityPolicy: our pages load only our own files. (No
 // form-action: browsers apply it to the redirects that follow a sign-in
 // form, which end at the relying party.)
+// clientTTL is how long a relying party, or a user's claims and status,
+// read from the database are reused by the token, introspection and
+// userinfo endpoints: a client or account changed by the CLI, the API or
+// on another node (secret rotated, client removed, account disabled) is
+// seen there within this time.
+const clientTTL = time.Second
+
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"frame-ancestors 'none'; base-uri 'none'"
 

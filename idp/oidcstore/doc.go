@@ -6,7 +6,11 @@
 //
 // Authorization requests and their sign-in flow state, codes and access
 // tokens live in the ephemeral store; refresh tokens, clients and keys in
-// the durable one. It knows no concrete backend and no HTTP page.
+// the durable one. Clients, and the users behind userinfo and
+// introspection, are reused for ClientTTL and UserTTL once read
+// (clientcache.go), so that the endpoints called at every token use do not
+// read the database each time. It knows no concrete backend and no HTTP
+// page.
 //
 // A failure of either store is never a verdict (unavailable.go): it is
 // answered temporarily_unavailable and noted in the request's Faults, so

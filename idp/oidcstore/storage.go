@@ -55,6 +55,15 @@ type Storage struct {
 	// claim of sesame:institutions; config provisioning.occupations). Nil:
 	// none.
 	Features func(occupation string) []string
+	// ClientTTL is how long a client read from Store is reused (0: read
+	// it at every request). A change to a client is seen within ClientTTL.
+	ClientTTL time.Duration
+	// UserTTL is how long a user read for a userinfo or introspection
+	// answer is reused (0: read it each time).
+	UserTTL time.Duration
+
+	clients clientCache
+	users   userCache
 }
 
 // Keys is what Storage needs of the signing keys (idp/keys.Manager).
@@ -855,7 +864,7 @@ func (s *Storage) getClient(ctx context.Context, id string) (store.Client, error
 	if m != nil && m.id == id && m.client != nil {
 		return *m.client, nil
 	}
-	c, err := s.Store.GetClient(ctx, id)
+	c, err := s.loadClient(ctx, id)
 	if err == nil && m != nil && m.id == id {
 		m.client = &c
 	}

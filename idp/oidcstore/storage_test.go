@@ -204,3 +204,79 @@ func isInvalidGrant(err error) bool {
 	var oe *oidc.Error
 	return errors.As(err, &oe) && oe.ErrorType == oidc.InvalidGrant
 }
+
+// A client is read from the store once per ClientTTL: within it the
+// cached client is used, and a change (here a removed client, as by the
+// CLI) is seen once it has passed.
+func TestClientCache(t *testing.T) {
+	forEachStorage(t, func(t *testing.T, e *storageEnv) {
+		ctx := t.Context()
+		e.s.ClientTTL = time.Second
+		if err := e.s.AuthorizeClientIDSecret(ctx, "emr", "secret"); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.s.Store.DeleteClient(ctx, "emr"); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.s.AuthorizeClientIDSecret(ctx, "emr", "secret"); err != nil {
+			t.Fatalf("within ClientTTL the cached client is used: %v", err)
+		}
+		if err := e.s.AuthorizeClientIDSecret(ctx, "emr", "wrong"); err == nil {
+			t.Fatal("a wrong secret is accepted from the cache")
+		}
+		e.clock.Advance(time.Second)
+		if err := e.s.AuthorizeClientIDSecret(ctx, "emr", "secret"); err == nil {
+			t.Fatal("a removed client still authenticates after ClientTTL")
+		}
+		// Unknown ids are not kept.
+		_ = e.s.AuthorizeClientIDSecret(ctx, "nope", "x")
+		if n := len(e.s.clients.m); n != 0 {
+			t.Fatalf("%d clients cached after misses", n)
+		}
+		// ForgetClient drops an entry at once.
+		c := e.client
+		if err := e.s.Store.CreateClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.s.AuthorizeClientIDSecret(ctx, "emr", "secret"); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.s.Store.DeleteClient(ctx, "emr"); err != nil {
+			t.Fatal(err)
+		}
+		e.s.ForgetClient("emr")
+		if err := e.s.AuthorizeClientIDSecret(ctx, "emr", "secret"); err == nil {
+			t.Fatal("a forgotten client is still cached")
+		}
+	})
+}
+
+// Userinfo reads the user once per UserTTL: a disabled account is refused
+// once it has passed.
+func TestUserCache(t *testing.T) {
+	forEachStorage(t, func(t *testing.T, e *storageEnv) {
+		ctx := t.Context()
+		e.s.UserTTL = time.Second
+		info := new(oidc.UserInfo)
+		if err := e.s.setUserinfo(ctx, info, e.user.ID, []string{oidc.ScopeOpenID, oidc.ScopeEmail}); err != nil || info.Email != "sophie@example.org" {
+			t.Fatalf("%+v %v", info, err)
+		}
+		u := e.user
+		u.Status = store.StatusDisabled
+		u.Email = "changed@example.org"
+		if err := e.s.Store.UpdateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		info = new(oidc.UserInfo)
+		if err := e.s.setUserinfo(ctx, info, e.user.ID, []string{oidc.ScopeOpenID, oidc.ScopeEmail}); err != nil || info.Email != "sophie@example.org" {
+			t.Fatalf("within UserTTL the cached user is used: %+v %v", info, err)
+		}
+		e.clock.Advance(time.Second)
+		if err := e.s.setUserinfo(ctx, new(oidc.UserInfo), e.user.ID, []string{oidc.ScopeOpenID}); err == nil {
+			t.Fatal("a disabled account still gets userinfo after UserTTL")
+		}
+		if err := e.s.setUserinfo(ctx, new(oidc.UserInfo), uuid.NewString(), []string{oidc.ScopeOpenID}); err == nil {
+			t.Fatal("an unknown user gets userinfo")
+		}
+	})
+}

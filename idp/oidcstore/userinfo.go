@@ -95,7 +95,7 @@ func (s *Storage) GetPrivateClaimsFromScopes(ctx context.Context, userID, client
 }
 
 func (s *Storage) setUserinfo(ctx context.Context, info *oidc.UserInfo, userID string, scopes []string) error {
-	u, err := s.Store.GetUser(ctx, userID)
+	u, err := s.loadUser(ctx, userID)
 	if err != nil {
 		return s.verdict(ctx, err, oidc.ErrAccessDenied().WithDescription("unknown user"))
 	}

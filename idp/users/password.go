@@ -13,7 +13,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
-	"golang.org/x/crypto/argon2"
+	"github.com/sesame-idp/sesame/idp/users/argon2id"
 
 	"github.com/sesame-idp/sesame/idp/store"
 )
@@ -81,7 +81,7 @@ func HashPassword(pw string, p PasswordParams) (string, error) {
 	}
 	salt := make([]byte, p.SaltLen)
 	_, _ = rand.Read(salt) // crypto/rand.Read never returns an error
-	key := argon2.IDKey([]byte(pw), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLen)
+	key := argon2id.IDKey([]byte(pw), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLen)
 	return encodePHC(p, salt, key), nil
 }
 
@@ -142,7 +142,7 @@ func verify(phc, pw string, current PasswordParams) (ok bool, needsRehash bool, 
 	if err != nil {
 		return false, false, err
 	}
-	got := argon2.IDKey([]byte(pw), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLen)
+	got := argon2id.IDKey([]byte(pw), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLen)
 	if subtle.ConstantTimeCompare(got, want) != 1 {
 		return false, false, nil
 	}
@@ -153,7 +153,7 @@ var b64 = base64.RawStdEncoding.Strict()
 
 func encodePHC(p PasswordParams, salt, key []byte) string {
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
-		argon2.Version, p.Memory, p.Iterations, p.Parallelism,
+		argon2id.Version, p.Memory, p.Iterations, p.Parallelism,
 		b64.EncodeToString(salt), b64.EncodeToString(key))
 }
 

@@ -5,7 +5,8 @@
 // The file is in WAL mode with foreign keys on. Writes go through one
 // connection (BEGIN IMMEDIATE for transactions), so that writers in the
 // process queue in Go instead of failing with SQLITE_BUSY; reads go through
-// a pool of read-only connections and run concurrently with the writer.
+// a pool of read-only connections and run concurrently with the writer,
+// with their statements prepared once (stmtcache.go).
 // busy_timeout covers other processes on the same file (the sesame CLI).
 //
 // The SQL is hand-written, as constants next to the method that runs it,

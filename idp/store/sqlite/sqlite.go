@@ -25,6 +25,7 @@ type DB struct {
 	queries
 	read  *sql.DB // read-only connections, used concurrently
 	write *sql.DB // the one connection that writes
+	stmts *stmtCache
 }
 
 var _ store.Store = (*DB)(nil)
@@ -80,11 +81,13 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		read.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	return &DB{queries: queries{r: read, w: write, pool: write}, read: read, write: write}, nil
+	stmts := newStmtCache(read)
+	return &DB{queries: queries{r: stmts, w: write, pool: write}, read: read, write: write, stmts: stmts}, nil
 }
 
 // Close closes the connections.
 func (db *DB) Close() error {
+	db.stmts.close()
 	return errors.Join(db.read.Close(), db.write.Close())
 }
 
