@@ -85,6 +85,12 @@ type Database struct {
 	// waiting for a connection of the pool): past it the request fails
 	// fast with a 503 instead of hanging.
 	Timeout time.Duration `yaml:"timeout"`
+	// CacheTTL is how long the token, introspection and userinfo
+	// endpoints reuse a client or a user read from the database (0: read
+	// them at every request). A client or account changed on another node
+	// (secret rotated, client removed, account disabled) is seen there
+	// within it; on the node that made the change, at once.
+	CacheTTL time.Duration `yaml:"cache_ttl"`
 }
 
 // Redis selects the short-lived store: Redis when URL is set, in-process
@@ -195,7 +201,7 @@ func Default() Config {
 			IdleTimeout:       120 * time.Second,
 			ShutdownTimeout:   15 * time.Second,
 		},
-		Database:  Database{AutoMigrate: true, Timeout: 5 * time.Second},
+		Database:  Database{AutoMigrate: true, Timeout: 5 * time.Second, CacheTTL: time.Second},
 		Redis:     Redis{Prefix: "sesame:", Timeout: 2 * time.Second},
 		SMTP:      SMTP{Port: 587, TLS: "starttls", From: "Sésame <no-reply@localhost>"},
 		SMS:       SMS{MaxPerHour: 1000},
@@ -434,6 +440,9 @@ func (c Config) Validate() error {
 		if d <= 0 {
 			bad(key, "must be a positive duration")
 		}
+	}
+	if c.Database.CacheTTL < 0 || c.Database.CacheTTL > time.Minute {
+		bad("database.cache_ttl", "must be between 0 (no cache) and 1m")
 	}
 	if c.Session.FactorWindow > c.Session.Lifetime && c.Session.Lifetime > 0 {
 		bad("session.factor_window", "must not be longer than session.lifetime")

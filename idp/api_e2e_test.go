@@ -20,6 +20,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/sesame-idp/sesame/idp"
 	"github.com/sesame-idp/sesame/idp/api"
 	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/idp/store"
@@ -613,7 +614,9 @@ func wantEvent(t *testing.T, env *testEnv, typ, userID, actor, k, v string) {
 }
 
 func TestAPIClients(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, env *testEnv) {
+	// With the production cache on: a change made through the API is seen
+	// at once by the token endpoint of this node (api.Handler.Forget).
+	forEachBackendWith(t, func(s *idp.Server) { s.CacheTTL = time.Second }, func(t *testing.T, env *testEnv) {
 		admin := env.apiClientFor(oidcstore.ScopeAdmin)
 		res := admin.do("POST", "/clients", map[string]any{"id": "bot", "grant_types": []string{"client_credentials"},
 			"scopes": []string{"sesame:admin"}}).want(t, http.StatusCreated)

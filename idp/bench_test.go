@@ -16,6 +16,8 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/sesame-idp/sesame/config"
+	"github.com/sesame-idp/sesame/idp"
 	"github.com/sesame-idp/sesame/idp/store"
 	"github.com/sesame-idp/sesame/idp/users"
 )
@@ -75,9 +77,13 @@ func (m *cpuMeter) report() {
 // benchEachBackend runs f on a fresh environment of each backend.
 func benchEachBackend(b *testing.B, f func(b *testing.B, env *testEnv)) {
 	for _, be := range backends {
-		b.Run(be.name, func(b *testing.B) { f(b, newTestEnv(b, be)) })
+		b.Run(be.name, func(b *testing.B) { f(b, newTestEnvWith(b, be, productionCache)) })
 	}
 }
+
+// productionCache sets the cache of clients and users as sesame serve does
+// by default (config database.cache_ttl).
+func productionCache(s *idp.Server) { s.CacheTTL = config.Default().Database.CacheTTL }
 
 // benchGET measures GET path on h called directly with a recorder (the
 // handler's own cost), then over loopback HTTP with keep-alive.

@@ -76,6 +76,15 @@ func forEachBackend(t *testing.T, f func(t *testing.T, env *testEnv)) {
 	}
 }
 
+// forEachBackendWith is forEachBackend with the server changed by mod.
+func forEachBackendWith(t *testing.T, mod func(s *idp.Server), f func(t *testing.T, env *testEnv)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			f(t, newTestEnvWith(t, b, mod))
+		})
+	}
+}
+
 // testEnv is a running Sésame with its stores.
 type testEnv struct {
 	t      testing.TB

@@ -95,6 +95,11 @@ type Server struct {
 	// UserActions are the actions of the console's user lookup (nil: the
 	// management API's).
 	UserActions []provisioning.UserAction
+	// CacheTTL is how long the token, introspection and userinfo endpoints
+	// reuse a client or a user read from the store (0: read them at every
+	// request; config database.cache_ttl). Changes made through this
+	// server's API are seen at once.
+	CacheTTL time.Duration
 	// Features returns the features an occupation enables, for the
 	// "features" claim of sesame:institutions (nil: none).
 	Features func(occupation string) []string
@@ -169,8 +174,8 @@ func (s *Server) Handler() (http.Handler, error) {
 		LoginURL:  func(id string) string { return prefix + "/login?flow=" + url.QueryEscape(id) },
 		Audit:     s.Audit.Record,
 		Features:  s.Features,
-		ClientTTL: clientTTL,
-		UserTTL:   clientTTL,
+		ClientTTL: s.CacheTTL,
+		UserTTL:   s.CacheTTL,
 	}
 	tc, err := newTokenCrypto(s.CryptoKey)
 	if err != nil {
@@ -303,8 +308,15 @@ func (s *Server) Handler() (http.Handler, error) {
 		Issuer:     s.Issuer,
 		SupportURL: s.SupportURL,
 		Notify:     s.Notify,
-		Logger:     s.Logger,
-		Now:        s.Now,
+		Forget: func(kind, id string) {
+			if kind == "client" {
+				s.Storage.ForgetClient(id)
+			} else {
+				s.Storage.ForgetUser(id)
+			}
+		},
+		Logger: s.Logger,
+		Now:    s.Now,
 	}
 	s.RequestPages = &provisioning.Pages{
 		Service: s.Requests, Web: kit, Store: s.Store, Sessions: sessions,
@@ -410,13 +422,6 @@ func withTokenClient(next http.Handler) http.Handler {
 // contentSecurityPolicy: our pages load only our own files. (No
 // form-action: browsers apply it to the redirects that follow a sign-in
 // form, which end at the relying party.)
-// clientTTL is how long a relying party, or a user's claims and status,
-// read from the database are reused by the token, introspection and
-// userinfo endpoints: a client or account changed by the CLI, the API or
-// on another node (secret rotated, client removed, account disabled) is
-// seen there within this time.
-const clientTTL = time.Second
-
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"frame-ancestors 'none'; base-uri 'none'"
 

@@ -312,7 +312,7 @@ func noRedirects() *http.Client {
 // speedEnv is a Sésame server on sqlite+memory with one confidential
 // client (opaque access tokens) and a user signed in by a browser.
 func speedEnv(b *testing.B) *testEnv {
-	return newTestEnv(b, backends[0])
+	return newTestEnvWith(b, backends[0], productionCache)
 }
 
 func (r *rp) basic() string { return basicHeader(r.client.ID, r.secret) }

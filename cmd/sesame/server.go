@@ -61,6 +61,7 @@ func (a *app) server(ctx context.Context, reg *prometheus.Registry) (*idp.Server
 		TrustedProxies: proxies,
 		SessionTTL:     a.cfg.Session.Lifetime,
 		FactorWindow:   a.cfg.Session.FactorWindow,
+		CacheTTL:       a.cfg.Database.CacheTTL,
 		Demo:           a.cfg.DemoEnabled(),
 		Regulate:       regulateConfig(a.cfg.Regulate),
 		Features:       occupationFeatures(a.cfg.Provisioning),

@@ -22,6 +22,7 @@ func (h *Handler) Actions() []Action {
 	status := func(action, change string) func(context.Context, string, store.AuditEvent) error {
 		return func(ctx context.Context, id string, by store.AuditEvent) error {
 			_, changed, err := h.Users.SetStatus(ctx, id, action, by, h.accountMail(change))
+			h.forget("user", id)
 			if err == nil && changed {
 				h.notify()
 			}
@@ -60,6 +61,7 @@ func (h *Handler) Actions() []Action {
 		}},
 		{Name: "reset-factors", Applies: is(store.StatusActive), Do: func(ctx context.Context, id string, by store.AuditEvent) error {
 			_, _, err := h.Users.ResetSecondFactors(ctx, id, by, h.accountMail("email.account_changed.factors_reset"))
+			h.forget("user", id)
 			if err == nil {
 				h.notify()
 			}

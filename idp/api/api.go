@@ -45,6 +45,10 @@ type Handler struct {
 	SupportURL string
 	// Notify wakes the outbox worker after an email was queued.
 	Notify func()
+	// Forget drops a client or a user from the provider's caches after a
+	// change made here (kind "client" or "user"), so that this node sees it
+	// at once (nil: nothing cached).
+	Forget func(kind, id string)
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -54,6 +58,12 @@ func (h *Handler) now() time.Time {
 		return h.Now().UTC()
 	}
 	return time.Now().UTC()
+}
+
+func (h *Handler) forget(kind, id string) {
+	if h.Forget != nil {
+		h.Forget(kind, id)
+	}
 }
 
 func (h *Handler) notify() {

@@ -80,6 +80,7 @@ func (h *Handler) deleteClient(w http.ResponseWriter, r *http.Request, c *call) 
 	if err := h.Users.DeleteClient(r.Context(), id, c.by(h.ip(r))); err != nil {
 		return err
 	}
+	h.forget("client", id)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -91,6 +92,7 @@ func (h *Handler) rotateClientSecret(w http.ResponseWriter, r *http.Request, c *
 		return err
 	}
 	secret, err := h.Users.RotateClientSecret(r.Context(), id, c.by(h.ip(r)))
+	h.forget("client", id)
 	if errors.Is(err, users.ErrPublicClient) {
 		return &web.PublicError{Status: http.StatusConflict, Key: "api.conflict", Args: []any{"a public client has no secret"},
 			Fields: []web.FieldError{fieldError("id", "public_client", "a public client has no secret")}}

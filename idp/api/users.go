@@ -219,6 +219,7 @@ func (h *Handler) setStatus(w http.ResponseWriter, r *http.Request, c *call, act
 	}
 	by.IP = h.ip(r)
 	u, changed, err := h.Users.SetStatus(r.Context(), u.ID, action, by, h.accountMail(change))
+	h.forget("user", u.ID)
 	if err != nil {
 		return err
 	}
@@ -239,6 +240,7 @@ func (h *Handler) resetFactors(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	by.IP = h.ip(r)
 	u, _, err = h.Users.ResetSecondFactors(r.Context(), u.ID, by, h.accountMail("email.account_changed.factors_reset"))
+	h.forget("user", u.ID)
 	if err != nil {
 		return err
 	}

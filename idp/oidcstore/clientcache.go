@@ -91,6 +91,14 @@ type cachedUser struct {
 	expires time.Time
 }
 
+// ForgetUser drops a user from the cache (for changes made in this
+// process: an account disabled or closed is refused at once).
+func (s *Storage) ForgetUser(id string) {
+	s.users.mu.Lock()
+	defer s.users.mu.Unlock()
+	delete(s.users.m, id)
+}
+
 // loadUser reads a user through the cache (when UserTTL > 0).
 func (s *Storage) loadUser(ctx context.Context, id string) (store.User, error) {
 	if s.UserTTL <= 0 {
