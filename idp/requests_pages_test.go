@@ -614,3 +614,30 @@ func TestScanningRequestAndUserActions(t *testing.T) {
 		t.Errorf("lookup by email does not find the user")
 	}
 }
+
+// TestConsoleOpensToTheSupportRight: with the server's default (no
+// Server.Support given, as sesame serve runs), the console opens to a user
+// holding users.support (sesame user grant --support) and stays closed to
+// one who does not; the user lookup offers the management API's actions.
+func TestConsoleOpensToTheSupportRight(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, env *testEnv) {
+		w := env.requestWorld()
+		setSupport(t, env, w.support.ID, true)
+
+		sb := newBrowser(t)
+		if p := signedInAt(t, env, sb, supportUsername, "/console/requests"); p.status != http.StatusOK || !p.has("queue-filter") {
+			t.Fatalf("a user holding the support right: %d, want the queue:\n%.1500s", p.status, p.body)
+		}
+		p := sb.get(env.issuer + "/console/users?q=" + w.requester.Username)
+		for _, action := range []string{"disable", "close", "unlock", "reset-factors"} {
+			if !strings.Contains(p.body, "/"+action) {
+				t.Errorf("user lookup: no %q action:\n%.3000s", action, p.body)
+			}
+		}
+
+		rb := newBrowser(t)
+		if p := signedInAt(t, env, rb, w.requester.Username, "/console/requests"); p.status != http.StatusForbidden {
+			t.Errorf("a user without the support right: %d, want 403", p.status)
+		}
+	})
+}
