@@ -812,7 +812,7 @@ func asciiSlug(s string) string {
 }
 
 func (s *Service) welcomeEmail(u store.User, token string, now time.Time) (notify.Email, error) {
-	lang := langOf(u.Locale)
+	lang := templates.UserLang(u.Locale)
 	data := templates.ActivationEmail{
 		GivenName: u.GivenName, Username: u.Username,
 		Link:    strings.TrimRight(s.Issuer, "/") + "/activate?token=" + url.QueryEscape(token),
@@ -826,7 +826,7 @@ func (s *Service) welcomeEmail(u store.User, token string, now time.Time) (notif
 }
 
 func (s *Service) doneEmail(r store.AccountRequest, u store.User) (notify.Email, error) {
-	lang := langOf(r.RequesterLocale)
+	lang := templates.UserLang(r.RequesterLocale)
 	data := templates.AccountRequestDoneEmail{
 		RequesterName: r.RequesterName, UserName: strings.TrimSpace(u.GivenName + " " + u.FamilyName),
 		Username: u.Username, RequestID: r.ID, Update: r.Kind == store.RequestUpdate,
@@ -836,13 +836,6 @@ func (s *Service) doneEmail(r store.AccountRequest, u store.User) (notify.Email,
 		return notify.Email{}, err
 	}
 	return notify.Email{To: r.RequesterEmail, Subject: subject, Text: text, HTML: html, Lang: localeOf(r.RequesterLocale)}, nil
-}
-
-func langOf(locale string) string {
-	if strings.HasPrefix(locale, "en") {
-		return "en"
-	}
-	return "fr"
 }
 
 func localeOf(locale string) string {
@@ -887,7 +880,7 @@ func (s *Service) Reject(ctx context.Context, actor Actor, id, reason string) er
 			return err
 		}
 		if r.RequesterEmail != "" {
-			lang := langOf(r.RequesterLocale)
+			lang := templates.UserLang(r.RequesterLocale)
 			name := strings.TrimSpace(r.GivenName + " " + r.FamilyName)
 			if r.AccountType == store.AccountScanning {
 				name = r.StationName

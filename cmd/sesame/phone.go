@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/sesame-idp/sesame/idp/notify"
@@ -45,10 +44,7 @@ func userPhone(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	u, err = a.service().SetPhone(ctx, u.ID, *phone, byCLI, func(u store.User) (notify.Email, error) {
-		lang := "fr"
-		if strings.HasPrefix(u.Locale, "en") {
-			lang = "en"
-		}
+		lang := templates.UserLang(u.Locale)
 		subject, text, html, err := tpl.Email(lang, "phone_changed", templates.PhoneChangedEmail{
 			GivenName: u.GivenName, Phone: users.MaskPhone(u.Phone), When: now().Format(time.RFC3339),
 		})

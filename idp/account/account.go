@@ -29,14 +29,7 @@ const ClientID = "sesame-account"
 
 // Client is the registration of the account pages' client.
 func Client(issuer string, now time.Time) store.Client {
-	return store.Client{
-		ID: ClientID, Name: "Sésame", Public: true, AuthMethod: "none", PKCERequired: true,
-		RedirectURIs: []string{issuer + "/account/callback"},
-		GrantTypes:   []string{"authorization_code"},
-		Scopes:       []string{"openid"},
-		TokenFormat:  "opaque", IDTokenAlg: "RS256",
-		CreatedAt: now, UpdatedAt: now,
-	}
+	return users.PageClient(ClientID, issuer+"/account/callback", now)
 }
 
 // Users is what the page needs of idp/users.
@@ -276,14 +269,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, u store.User, n
 	})
 }
 
-var montreal = func() *time.Location {
-	if loc, err := time.LoadLocation("America/Montreal"); err == nil {
-		return loc
-	}
-	return time.FixedZone("EST", -5*3600)
-}()
-
-func formatDay(t time.Time) string { return t.In(montreal).Format("2006-01-02 15:04") }
+func formatDay(t time.Time) string { return templates.InQuebec(t).Format("2006-01-02 15:04") }
 
 // addMethod starts an enrollment for a signed-in user with a recent second
 // factor: a flow of the account client that adds a method.

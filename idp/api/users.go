@@ -306,9 +306,9 @@ func (h *Handler) setPhone(w http.ResponseWriter, r *http.Request, c *call) erro
 		return fieldErrors(fieldError("phone", "required", h.Web.Templates.T(c.lang, "error.phone.required")))
 	}
 	u, err = h.Users.SetPhone(r.Context(), u.ID, *b.Phone, c.by(h.ip(r)), func(u store.User) (notify.Email, error) {
-		l := userLang(u)
+		l := templates.UserLang(u.Locale)
 		subject, text, html, err := h.Web.Templates.Email(l, "phone_changed", templates.PhoneChangedEmail{
-			GivenName: u.GivenName, Phone: users.MaskPhone(u.Phone), When: formatWhen(h.now(), l), SupportURL: h.SupportURL,
+			GivenName: u.GivenName, Phone: users.MaskPhone(u.Phone), When: templates.FormatWhen(h.now(), l), SupportURL: h.SupportURL,
 		})
 		return notify.Email{To: u.Email, Subject: subject, Text: text, HTML: html, Lang: u.Locale}, err
 	})
@@ -324,11 +324,11 @@ func (h *Handler) setPhone(w http.ResponseWriter, r *http.Request, c *call) erro
 // activationMail writes the activation email, to the user's address only.
 func (h *Handler) activationMail() users.ActivationMail {
 	return func(u store.User, token string) (notify.Email, error) {
-		l := userLang(u)
+		l := templates.UserLang(u.Locale)
 		subject, text, html, err := h.Web.Templates.Email(l, "activation", templates.ActivationEmail{
 			GivenName: u.GivenName, Username: u.Username,
 			Link:    strings.TrimSuffix(h.Issuer, "/") + "/activate?token=" + url.QueryEscape(token),
-			Expires: formatWhen(h.now().Add(users.ActivationTTL), l),
+			Expires: templates.FormatWhen(h.now().Add(users.ActivationTTL), l),
 		})
 		return notify.Email{To: u.Email, Subject: subject, Text: text, HTML: html, Lang: u.Locale}, err
 	}
@@ -336,33 +336,10 @@ func (h *Handler) activationMail() users.ActivationMail {
 
 func (h *Handler) accountMail(change string) users.Mail {
 	return func(u store.User) (notify.Email, error) {
-		l := userLang(u)
+		l := templates.UserLang(u.Locale)
 		subject, text, html, err := h.Web.Templates.Email(l, "account_changed", templates.AccountChangedEmail{
-			GivenName: u.GivenName, Change: h.Web.Templates.T(l, change), When: formatWhen(h.now(), l), SupportURL: h.SupportURL,
+			GivenName: u.GivenName, Change: h.Web.Templates.T(l, change), When: templates.FormatWhen(h.now(), l), SupportURL: h.SupportURL,
 		})
 		return notify.Email{To: u.Email, Subject: subject, Text: text, HTML: html, Lang: u.Locale}, err
 	}
-}
-
-func userLang(u store.User) string {
-	if strings.HasPrefix(u.Locale, "en") {
-		return "en"
-	}
-	return "fr"
-}
-
-var montreal = func() *time.Location {
-	if loc, err := time.LoadLocation("America/Montreal"); err == nil {
-		return loc
-	}
-	return time.FixedZone("EST", -5*3600)
-}()
-
-// formatWhen says a time as people of Québec read it.
-func formatWhen(t time.Time, lang string) string {
-	t = t.In(montreal)
-	if lang == "en" {
-		return t.Format("January 2, 2006 at 3:04 pm MST")
-	}
-	return t.Format("2006-01-02 à 15 h 04 (MST)")
 }

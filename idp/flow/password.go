@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -146,12 +145,9 @@ func (f *Flow) SignOutEverywhere(ctx context.Context, userID, keep string) (int,
 func (f *Flow) SetPassword(r *http.Request, u store.User, phc string, reset bool, supportURL string) error {
 	ctx := r.Context()
 	now := f.now()
-	lang := "fr"
-	if strings.HasPrefix(u.Locale, "en") {
-		lang = "en"
-	}
+	lang := templates.UserLang(u.Locale)
 	subject, text, html, err := f.Web.Templates.Email(lang, "password_changed", templates.PasswordChangedEmail{
-		GivenName: u.GivenName, Reset: reset, When: formatWhen(now, lang), SupportURL: supportURL,
+		GivenName: u.GivenName, Reset: reset, When: templates.FormatWhen(now, lang), SupportURL: supportURL,
 	})
 	if err != nil {
 		return err
@@ -173,21 +169,6 @@ func (f *Flow) SetPassword(r *http.Request, u store.User, phc string, reset bool
 		return notify.EnqueueEmail(ctx, tx, "password_changed:"+uuid.NewString(),
 			notify.Email{To: u.Email, Subject: subject, Text: text, HTML: html, Lang: lang}, now)
 	})
-}
-
-var montreal = func() *time.Location {
-	if loc, err := time.LoadLocation("America/Montreal"); err == nil {
-		return loc
-	}
-	return time.FixedZone("EST", -5*3600)
-}()
-
-func formatWhen(t time.Time, lang string) string {
-	t = t.In(montreal)
-	if lang == "en" {
-		return t.Format("January 2, 2006 at 3:04 pm MST")
-	}
-	return t.Format("2006-01-02 à 15 h 04 (MST)")
 }
 
 // passwordStillValid refuses to end a sign-in whose password was given

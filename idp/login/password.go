@@ -177,7 +177,7 @@ func (h *Handler) queueReset(r *http.Request, u store.User) error {
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	token := base64.RawURLEncoding.EncodeToString(b[:])
-	lang := emailLang(u)
+	lang := templates.UserLang(u.Locale)
 	subject, text, html, err := h.Web.Templates.Email(lang, "password_reset", templates.PasswordResetEmail{
 		GivenName: u.GivenName, Username: u.Username, Minutes: int(ResetTTL / time.Minute),
 		Link: h.Issuer + "/password/reset?" + url.Values{"token": {token}}.Encode(),
@@ -195,13 +195,6 @@ func (h *Handler) queueReset(r *http.Request, u store.User) error {
 		}
 		return notify.EnqueueEmail(ctx, tx, "password_reset:"+hash, notify.Email{To: u.Email, Subject: subject, Text: text, HTML: html, Lang: lang}, now)
 	})
-}
-
-func emailLang(u store.User) string {
-	if strings.HasPrefix(u.Locale, "en") {
-		return "en"
-	}
-	return "fr"
 }
 
 func (h *Handler) errResetLink(lang string) error {

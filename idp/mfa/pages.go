@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sesame-idp/sesame/idp/flow"
@@ -487,8 +486,8 @@ func (h *Handler) storeMethod(r *http.Request, st *flow.State, m newMethod) erro
 			return err
 		}
 		return h.email(ctx, tx, u, "method_added:"+m.cred.ID, "method_added", templates.MethodAddedEmail{
-			GivenName: u.GivenName, MethodName: h.Web.Templates.T(emailLang(u), m.name), DeviceName: m.device,
-			When: formatWhen(now, emailLang(u)), SupportURL: h.SupportURL,
+			GivenName: u.GivenName, MethodName: h.Web.Templates.T(templates.UserLang(u.Locale), m.name), DeviceName: m.device,
+			When: templates.FormatWhen(now, templates.UserLang(u.Locale)), SupportURL: h.SupportURL,
 		})
 	})
 }
@@ -506,7 +505,7 @@ func (h *Handler) email(ctx context.Context, tx store.Tx, u store.User, key, nam
 	if u.Email == "" {
 		return nil
 	}
-	lang := emailLang(u)
+	lang := templates.UserLang(u.Locale)
 	subject, text, html, err := h.Web.Templates.Email(lang, name, data)
 	if err != nil {
 		return err
@@ -518,26 +517,4 @@ func (h *Handler) poke() {
 	if h.Notify != nil {
 		h.Notify()
 	}
-}
-
-func emailLang(u store.User) string {
-	if strings.HasPrefix(u.Locale, "en") {
-		return "en"
-	}
-	return "fr"
-}
-
-var montreal = func() *time.Location {
-	if loc, err := time.LoadLocation("America/Montreal"); err == nil {
-		return loc
-	}
-	return time.FixedZone("EST", -5*3600)
-}()
-
-func formatWhen(t time.Time, lang string) string {
-	t = t.In(montreal)
-	if lang == "en" {
-		return t.Format("January 2, 2006 at 3:04 pm MST")
-	}
-	return t.Format("2006-01-02 à 15 h 04 (MST)")
 }

@@ -95,7 +95,7 @@ func (h *Handler) useRecovery(w http.ResponseWriter, r *http.Request, st *flow.S
 			return err
 		}
 		return h.email(r.Context(), tx, u, "recovery_used:"+uuid.NewString(), "recovery_code_used", templates.RecoveryCodeUsedEmail{
-			GivenName: u.GivenName, When: formatWhen(now, emailLang(u)), Remaining: remaining, SupportURL: h.SupportURL,
+			GivenName: u.GivenName, When: templates.FormatWhen(now, templates.UserLang(u.Locale)), Remaining: remaining, SupportURL: h.SupportURL,
 		})
 	})
 	if errors.Is(err, ErrCodeInvalid) {

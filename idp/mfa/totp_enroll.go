@@ -106,7 +106,7 @@ func (h *Handler) totpPrint(w http.ResponseWriter, r *http.Request) error {
 		RecoveryCodes: codes,
 		Username:      st.User.Username,
 		Issuer:        h.Issuer,
-		Date:          h.now().In(montreal).Format("2006-01-02"),
+		Date:          templates.InQuebec(h.now()).Format("2006-01-02"),
 	})
 }
 
