@@ -16,6 +16,7 @@ import (
 
 	"github.com/sesame-idp/sesame/idp/session"
 	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/idp/users"
 	"github.com/sesame-idp/sesame/idp/web"
 	"github.com/sesame-idp/sesame/templates"
 )
@@ -27,14 +28,7 @@ const PagesClientID = "sesame-requests"
 
 // PagesClient is the registration of the pages' client.
 func PagesClient(issuer string, now time.Time) store.Client {
-	return store.Client{
-		ID: PagesClientID, Name: "Sésame", Public: true, AuthMethod: "none", PKCERequired: true,
-		RedirectURIs: []string{issuer + "/requests/callback"},
-		GrantTypes:   []string{"authorization_code"},
-		Scopes:       []string{"openid"},
-		TokenFormat:  "opaque", IDTokenAlg: "RS256",
-		CreatedAt: now, UpdatedAt: now,
-	}
+	return users.PageClient(PagesClientID, issuer+"/requests/callback", now)
 }
 
 // UserAction is one action of the console's user lookup (disable, close,

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/idp/store"
@@ -242,4 +243,19 @@ func (s *Service) RotateClientSecret(ctx context.Context, id string, by store.Au
 		return "", err
 	}
 	return secret, nil
+}
+
+// PageClient is the registration of one of Sésame's own page clients
+// (the Security page, the request pages): a public PKCE client whose only
+// redirect is redirectURI, asking for openid. Its code is never
+// exchanged: the pages use the browser session.
+func PageClient(id, redirectURI string, now time.Time) store.Client {
+	return store.Client{
+		ID: id, Name: "Sésame", Public: true, AuthMethod: "none", PKCERequired: true,
+		RedirectURIs: []string{redirectURI},
+		GrantTypes:   []string{"authorization_code"},
+		Scopes:       []string{"openid"},
+		TokenFormat:  "opaque", IDTokenAlg: "RS256",
+		CreatedAt: now, UpdatedAt: now,
+	}
 }
