@@ -547,15 +547,18 @@ func (s *Storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 		// A refresh family never outlives the sign-in's lifetime.
 		next.ExpiresAt = rt.t.ExpiresAt
 		t.Family, t.Scopes = next.Family, next.Scopes
-		err := s.Store.InTx(ctx, func(tx store.Tx) error {
-			if err := tx.RotateRefreshToken(ctx, rt.t.ID, next); err != nil {
-				return err
-			}
-			if err := s.checkSession(ctx, next.SessionID); err != nil {
-				return err
-			}
-			return s.storeAccessToken(ctx, &t, client.AccessTokenLifetime())
-		})
+		// The access token first, then the rotation (one statement, its
+		// own transaction): a rotation is never committed without its
+		// access token, and an access token whose rotation did not commit
+		// is deleted, never handed out. Two round trips in all: no
+		// transaction is held open across the ephemeral store.
+		if err := s.storeAccessToken(ctx, &t, client.AccessTokenLifetime()); err != nil {
+			return "", "", time.Time{}, s.fail(ctx, err)
+		}
+		err := s.Store.RotateRefreshToken(ctx, rt.t.ID, next)
+		if err != nil {
+			_ = s.Ephemeral.Delete(ctx, keyAccessToken+t.ID)
+		}
 		switch {
 		case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
 			if err := s.refreshReused(ctx, rt.t); err != nil {
@@ -563,15 +566,13 @@ func (s *Storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 			}
 			return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
 		case err != nil:
-			if t.ID != "" {
-				// Stored, but the rotation did not commit: never handed out.
-				_ = s.Ephemeral.Delete(ctx, keyAccessToken+t.ID)
-			}
 			return "", "", time.Time{}, s.fail(ctx, err)
 		}
-		// After the commit too: a logout that revoked the session's tokens
-		// in the durable store while this one was being written set its
-		// marker first (RevokeSession), so it is seen here.
+		// After the commit: a logout that revoked the session's tokens in
+		// the durable store while this one was being written set its
+		// marker first (RevokeSession), so it is seen here; one that came
+		// before was seen by TokenRequestByRefreshToken (the token was
+		// revoked).
 		if err := s.checkSession(ctx, next.SessionID); err != nil {
 			_ = s.revokeFamily(ctx, next.Family)
 			return "", "", time.Time{}, s.fail(ctx, err)
@@ -690,7 +691,10 @@ func (s *Storage) TokenRequestByRefreshToken(ctx context.Context, token string) 
 	case !s.now().Before(t.ExpiresAt):
 		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token expired")
 	}
-	if u, err := s.Store.GetUser(ctx, t.UserID); err != nil {
+	// Through the user cache, as userinfo and introspection: an account
+	// disabled through this node is refused at once (ForgetUser), through
+	// another within UserTTL.
+	if u, err := s.loadUser(ctx, t.UserID); err != nil {
 		return nil, s.verdict(ctx, err, oidc.ErrInvalidGrant().WithDescription("the account is not active"))
 	} else if u.Status != store.StatusActive {
 		return nil, oidc.ErrInvalidGrant().WithDescription("the account is not active")
