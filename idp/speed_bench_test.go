@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -411,6 +412,56 @@ func BenchmarkSpeedClientCredentialsJWT(b *testing.B) {
 			if _, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, sum[:]); err != nil {
 				b.Fatal(err)
 			}
+		})
+}
+
+// BenchmarkSpeedClientCredentialsJWTFloor: the same JWT access token
+// beside the issue's floor for it, "a bare net/http server doing the least
+// work the figure needs": the same request (form and HTTP Basic, from the
+// same client) to a handler that parses the form, checks the secret, signs
+// a JWT of the same size with one RSA-2048 signature and writes the token
+// response. BenchmarkSpeedClientCredentialsJWT is the stricter comparison
+// with the signature alone.
+func BenchmarkSpeedClientCredentialsJWTFloor(b *testing.B) {
+	env := speedEnv(b)
+	r := env.newRP(func(c *store.Client) { c.TokenFormat, c.IDTokenAlg = "jwt", "RS256" })
+	sc := dialRaw(b, env.issuer)
+	sample := jsonField(b, sc.do(http.StatusOK, http.MethodPost, "/oauth/token", "grant_type=client_credentials", r.basic()), "access_token")
+	header, payload, _ := strings.Cut(sample, ".")
+	payload, _, _ = strings.Cut(payload, ".")
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		b.Fatal(err)
+	}
+	floor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		id, secret, ok := req.BasicAuth()
+		if err := req.ParseForm(); err != nil || !ok || req.PostForm.Get("grant_type") != "client_credentials" {
+			http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
+			return
+		}
+		if id != r.client.ID || subtle.ConstantTimeCompare([]byte(secret), []byte(r.secret)) != 1 {
+			http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+			return
+		}
+		input := header + "." + payload
+		sum := sha256.Sum256([]byte(input))
+		sig, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, sum[:])
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = io.WriteString(w, `{"access_token":"`+input+"."+base64.RawURLEncoding.EncodeToString(sig)+`","token_type":"Bearer","expires_in":300}`)
+	}))
+	b.Cleanup(floor.Close)
+	fc := dialRaw(b, floor.URL)
+	benchVersus(b,
+		func(pauser) {
+			sc.do(http.StatusOK, http.MethodPost, "/oauth/token", "grant_type=client_credentials", r.basic())
+		},
+		func(pauser) {
+			fc.do(http.StatusOK, http.MethodPost, "/oauth/token", "grant_type=client_credentials", r.basic())
 		})
 }
 
