@@ -77,7 +77,7 @@ func (s *Storage) loadClient(ctx context.Context, id string) (store.Client, erro
 // maxCachedUsers bounds the user cache; when full it starts again empty.
 const maxCachedUsers = 10000
 
-// userCache keeps the users read for userinfo and introspection answers
+// userCache keeps the users read for userinfo, introspection and refresh answers
 // for Storage.UserTTL, as clientCache does clients: a changed or disabled
 // account is seen within UserTTL (an access token stays usable until it
 // expires in any case).
