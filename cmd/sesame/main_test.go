@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -337,6 +338,7 @@ func TestReadyzFollowsPostgresAndRedis(t *testing.T) {
 		"SESAME_DATABASE_URL="+strings.Replace(pgURL, pgTarget, pgProxy.addr, 1),
 		"SESAME_REDIS_URL="+strings.Replace(redisURL, redisTarget, redisProxy.addr, 1),
 		"SESAME_REDIS_PREFIX="+"sesame-test-"+filepath.Base(dir)+":",
+		"SESAME_LOG_FORMAT=json",
 	)
 	if code, body := get(t, s.url+"/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz with both up: %d %s\n%s", code, body, s.logs)
@@ -368,6 +370,13 @@ func TestReadyzFollowsPostgresAndRedis(t *testing.T) {
 				t.Fatalf("%s back: /readyz still %d %s", tc.name, code, body)
 			}
 			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	// Every line the server wrote through the outages is one JSON record
+	// (log.format json), the Redis client's own messages included.
+	for line := range strings.Lines(s.logs.String()) {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("a log line that is not JSON: %q", line)
 		}
 	}
 }

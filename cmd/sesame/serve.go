@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	eredis "github.com/sesame-idp/sesame/idp/ephemeral/redis"
 )
 
 func cmdServe(ctx context.Context, args []string, e env) error {
@@ -23,7 +25,8 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	log := newLogger(cfg.Log, e)
-	slog.SetDefault(log) // zitadel/oidc logs to the default logger
+	slog.SetDefault(log)  // zitadel/oidc logs to the default logger
+	eredis.SetLogger(log) // and go-redis to a process-wide one of its own
 
 	// Take the port first: a port in use must fail before anything is written.
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
