@@ -1,13 +1,13 @@
 package redis_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,28 +16,16 @@ import (
 	"github.com/sesame-idp/sesame/idp/ephemeral/redis"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // The Redis client's own messages (here: a failed dial) are records of
 // the program's logger, not plain text on standard error.
 func TestClientMessagesAreLogRecords(t *testing.T) {
-	var buf lockedBuffer
-	redis.SetLogger(slog.New(slog.NewJSONHandler(&buf, nil)))
+	// A file: safe for the client's goroutines to write to.
+	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	redis.SetLogger(slog.New(slog.NewJSONHandler(f, nil)))
 	t.Cleanup(func() { redis.SetLogger(slog.Default()) })
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -53,7 +41,11 @@ func TestClientMessagesAreLogRecords(t *testing.T) {
 	if err := c.Ping(ctx).Err(); err == nil {
 		t.Fatal("PING to a closed port succeeded")
 	}
-	out := buf.String()
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(b)
 	if out == "" {
 		t.Fatal("nothing logged for the failed dial")
 	}
