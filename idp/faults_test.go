@@ -271,7 +271,7 @@ func TestDependencyErrorIsNoVerdict(t *testing.T) {
 			})
 			t.Run("refresh: rotation", func(t *testing.T) {
 				defer fe.up()
-				fe.st.Down("InTx")
+				fe.st.Down("RotateRefreshToken")
 				status, body := r.postForm("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
 				wantUnavailableJSON(t, status, body, "refresh")
 			})
