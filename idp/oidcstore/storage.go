@@ -748,7 +748,7 @@ func (s *Storage) accessToken(ctx context.Context, id string) (AccessToken, erro
 			continue
 		}
 		if user && i == len(vals)-1 && !revokedBefore(v, t.IssuedAt) {
-			continue // revoked before, issued after: a new sign-in
+			continue // the user's marker, older than the token (a sign-in after an enable)
 		}
 		return t, notFound{"access token"}
 	}
