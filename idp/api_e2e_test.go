@@ -591,6 +591,101 @@ func TestAPIUserActions(t *testing.T) {
 	})
 }
 
+// Disabling an account ends everything it had: enabled again, its old
+// refresh tokens get invalid_grant, its old access tokens are refused at
+// userinfo (one bound to a session that had already expired too), and its
+// browser signs in again with password and second factor. Closing does
+// the same (seen after a reopening, here a direct status change).
+func TestAPIDisableEndsSessionsAndTokens(t *testing.T) {
+	forEachBackendWith(t, func(s *idp.Server) { s.SessionTTL = time.Hour }, func(t *testing.T, env *testEnv) {
+		r := env.newRP(func(c *store.Client) { c.RefreshTokenTTL = 48 * time.Hour })
+		u := env.user("sophie", pw)
+		base := "/users/" + u.ID
+		refresh := func(rt string) (*oauth2.Token, error) {
+			return r.conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: rt}).Token()
+		}
+		signedIn := func(b *browser) *oauth2.Token {
+			t.Helper()
+			code, v := r.signIn(b, "sophie", pw)
+			tok, _, err := r.exchange(code, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tok
+		}
+		// tokens signs in twice: in a browser whose session then expires
+		// (its refresh goes on, with access tokens bound to no open
+		// session), and in the browser returned, whose session is open;
+		// both are refreshed once.
+		tokens := func() (*browser, map[string]*oauth2.Token) {
+			t.Helper()
+			expired := signedIn(newBrowser(t))
+			env.offset.Add(int64(2 * time.Hour))
+			b := newBrowser(t)
+			open := signedIn(b)
+			tks := map[string]*oauth2.Token{"open session": open}
+			for name, tok := range map[string]*oauth2.Token{"open session, refreshed": open, "expired session, refreshed": expired} {
+				next, err := refresh(tok.RefreshToken)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				tks[name] = next
+			}
+			for name, tok := range tks {
+				if status, body := r.userinfo(tok.AccessToken, http.MethodGet); status != http.StatusOK {
+					t.Fatalf("%s: userinfo %d %s", name, status, body)
+				}
+			}
+			return b, tks
+		}
+		wantEnded := func(when string, b *browser, tks map[string]*oauth2.Token) {
+			t.Helper()
+			for name, tok := range tks {
+				if status, _ := r.userinfo(tok.AccessToken, http.MethodGet); status == http.StatusOK {
+					t.Errorf("%s: an access token of the %s still works at userinfo", when, name)
+				}
+				if name == "open session" {
+					continue // rotated: its refresh token is spent
+				}
+				_, err := refresh(tok.RefreshToken)
+				assertOAuthError(t, err, "invalid_grant")
+			}
+			p, _, _ := r.authorize(b, oauth2.SetAuthURLParam("prompt", "none"))
+			if q := p.redirectParams(t); q.Get("error") != "login_required" {
+				t.Errorf("%s: prompt=none in the old browser: %v, want login_required", when, q)
+			}
+			p, _, _ = r.authorize(b)
+			if p.status != http.StatusOK || !p.has("login") {
+				t.Errorf("%s: the old browser is not asked to sign in: %d %s %q", when, p.status, p.url, p.header.Get("Location"))
+			}
+			// Signing in again (password and second factor) gives new tokens.
+			tok := signedIn(b)
+			if status, _ := r.userinfo(tok.AccessToken, http.MethodGet); status != http.StatusOK {
+				t.Errorf("%s: a new sign-in's access token: userinfo %d", when, status)
+			}
+			if _, err := refresh(tok.RefreshToken); err != nil {
+				t.Errorf("%s: a new sign-in's refresh token: %v", when, err)
+			}
+		}
+
+		b, tks := tokens()
+		admin := env.apiClientFor(oidcstore.ScopeAdmin) // after the clock moved
+		admin.do("POST", base+"/disable", nil).want(t, http.StatusOK)
+		admin.do("POST", base+"/enable", nil).want(t, http.StatusOK)
+		wantEnded("disabled, then enabled", b, tks)
+		ev := env.events("user.disabled", u.ID)
+		if len(ev) != 1 || ev[0].Details["refresh_tokens"] != "4" {
+			t.Errorf("user.disabled events: %+v, want one revoking the 4 refresh tokens (2 spent, 2 live)", ev)
+		}
+
+		b, tks = tokens()
+		admin = env.apiClientFor(oidcstore.ScopeAdmin)
+		admin.do("POST", base+"/close", nil).want(t, http.StatusOK)
+		setStatus(t, env, u.ID, store.StatusActive) // reopened
+		wantEnded("closed, then reopened", b, tks)
+	})
+}
+
 var activationLinkRE = regexp.MustCompile(`http://[^\s]+/activate\?token=[A-Za-z0-9_%-]+`)
 
 // wantMail: exactly one email was queued, to addr, with text in it.

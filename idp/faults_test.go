@@ -8,7 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/oauth2"
+
 	"github.com/sesame-idp/sesame/idp"
+	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/idp/store"
 	"github.com/sesame-idp/sesame/internal/faulty"
 )
@@ -299,6 +302,54 @@ func TestDependencyErrorIsNoVerdict(t *testing.T) {
 			ev, err := fe.store.ListAuditEvents(context.Background(), store.AuditFilter{Type: "token.refresh_reused"})
 			if err != nil || len(ev) != 0 {
 				t.Errorf("a failed refresh was taken for a reuse: %v %v", ev, err)
+			}
+		})
+	}
+}
+
+// When the sessions cannot be ended after a disable, the answer is a 503
+// that says the change is saved (the account is disabled), with the
+// request id, never the dependency's text; enabling the account first
+// ends what the disable could not, or refuses (still disabled); once the
+// session store is back, enable succeeds and the old browser signs in
+// again.
+func TestDisableWhenSessionsCannotEnd(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			fe := newFaultEnv(t, b)
+			u := fe.user("nurse", pw)
+			admin := fe.apiClientFor(oidcstore.ScopeAdmin)
+			base := "/users/" + u.ID
+			br := newBrowser(t)
+			fe.rp.signIn(br, "nurse", pw)
+			status := func() store.UserStatus {
+				t.Helper()
+				got, err := fe.store.GetUser(context.Background(), u.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return got.Status
+			}
+
+			fe.eph.Down("usess:")
+			res := admin.do("POST", base+"/disable", nil).want(t, http.StatusServiceUnavailable)
+			if d := res.str("detail"); !strings.Contains(d, "enregistré") || res.str("request_id") == "" ||
+				strings.Contains(string(res.raw), faulty.Detail) || res.header.Get("Retry-After") == "" {
+				t.Errorf("disable with the session store down: %s (Retry-After %q)", res.raw, res.header.Get("Retry-After"))
+			}
+			if s := status(); s != store.StatusDisabled {
+				t.Fatalf("after the 503: %s, want disabled", s)
+			}
+			admin.do("POST", base+"/enable", nil).want(t, http.StatusServiceUnavailable)
+			if s := status(); s != store.StatusDisabled {
+				t.Fatalf("enable with the session store down: %s, want still disabled", s)
+			}
+
+			fe.up()
+			admin.do("POST", base+"/enable", nil).want(t, http.StatusOK)
+			p, _, _ := fe.rp.authorize(br, oauth2.SetAuthURLParam("prompt", "none"))
+			if q := p.redirectParams(t); q.Get("error") != "login_required" {
+				t.Errorf("prompt=none in the old browser after enable: %v, want login_required", q)
 			}
 		})
 	}

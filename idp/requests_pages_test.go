@@ -641,3 +641,31 @@ func TestConsoleOpensToTheSupportRight(t *testing.T) {
 		}
 	})
 }
+
+// A disable from the console ends the user's browser sessions at once, as
+// the API's does: enabled again, the user's browser signs in again.
+func TestConsoleDisableEndsSessions(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, env *testEnv) {
+		w := env.requestWorld()
+		setSupport(t, env, w.support.ID, true)
+		rb := newBrowser(t)
+		if p := signedInAt(t, env, rb, w.requester.Username, "/requests"); p.status != http.StatusOK || !p.has("my-requests-empty") {
+			t.Fatalf("the requester's page: %d at %s", p.status, p.url)
+		}
+
+		sb := newBrowser(t)
+		p := signedInAt(t, env, sb, supportUsername, "/console/users?q="+w.requester.Username)
+		for _, action := range []string{"disable", "enable"} {
+			target, vals := p.formAction(t, "/console/users/"+w.requester.ID+"/"+action)
+			if p = sb.post(target, vals); p.status != http.StatusOK {
+				t.Fatalf("%s: %d at %s", action, p.status, p.url)
+			}
+		}
+		if u, err := env.store.GetUser(context.Background(), w.requester.ID); err != nil || u.Status != store.StatusActive {
+			t.Fatalf("after disable and enable: %s %v", u.Status, err)
+		}
+		if p := rb.get(env.issuer + "/requests"); !p.has("login") {
+			t.Errorf("the requester's browser after disable and enable: %d at %s, want the sign-in page", p.status, p.url)
+		}
+	})
+}

@@ -21,11 +21,7 @@ type Action struct {
 func (h *Handler) Actions() []Action {
 	status := func(action, change string) func(context.Context, string, store.AuditEvent) error {
 		return func(ctx context.Context, id string, by store.AuditEvent) error {
-			_, changed, err := h.Users.SetStatus(ctx, id, action, by, h.accountMail(change))
-			h.forget("user", id)
-			if err == nil && changed {
-				h.notify()
-			}
+			_, err := h.changeStatus(ctx, id, action, by, change)
 			return err
 		}
 	}

@@ -49,8 +49,13 @@ type Handler struct {
 	// change made here (kind "client" or "user"), so that this node sees it
 	// at once (nil: nothing cached).
 	Forget func(kind, id string)
-	Logger *slog.Logger
-	Now    func() time.Time
+	// EndSessions ends every browser session of a user and refuses every
+	// access token issued to the user until now (flow.SignOutEverywhere
+	// and oidcstore.Storage.RevokeUserAccessTokens), when an account is
+	// disabled or closed and before it is enabled (nil: nothing to end).
+	EndSessions func(ctx context.Context, userID string) error
+	Logger      *slog.Logger
+	Now         func() time.Time
 }
 
 func (h *Handler) now() time.Time {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -218,15 +219,50 @@ func (h *Handler) setStatus(w http.ResponseWriter, r *http.Request, c *call, act
 		return err
 	}
 	by.IP = h.ip(r)
-	u, changed, err := h.Users.SetStatus(r.Context(), u.ID, action, by, h.accountMail(change))
-	h.forget("user", u.ID)
-	if err != nil {
+	if u, err = h.changeStatus(r.Context(), u.ID, action, by, change); err != nil {
 		return err
+	}
+	return h.answerUser(w, r, u)
+}
+
+// changeStatus is users.Service.SetStatus (which revokes the refresh
+// tokens) with what only the server can end: once an account is disabled
+// or closed, its browser sessions and access tokens (EndSessions), also
+// when it already was (a retry finishes what failed); and again before a
+// disabled account is enabled, so that nothing from before the disable
+// comes back (an end that failed, a sign-in racing the disable). change is
+// the message key of the user's email.
+func (h *Handler) changeStatus(ctx context.Context, id, action string, by store.AuditEvent, change string) (store.User, error) {
+	if action == users.ActionEnable && h.EndSessions != nil {
+		u, err := h.Store.GetUser(ctx, id)
+		if err != nil {
+			return store.User{}, err
+		}
+		if u.Status == store.StatusDisabled {
+			if err := h.EndSessions(ctx, id); err != nil {
+				// Still disabled: the agent tries again.
+				return store.User{}, web.Unavailable(fmt.Errorf("end the sessions of %s before enabling it: %w", id, err))
+			}
+		}
+	}
+	u, changed, err := h.Users.SetStatus(ctx, id, action, by, h.accountMail(change))
+	h.forget("user", id)
+	if err != nil {
+		return store.User{}, err
 	}
 	if changed {
 		h.notify()
 	}
-	return h.answerUser(w, r, u)
+	if action != users.ActionEnable && h.EndSessions != nil {
+		if err := h.EndSessions(ctx, id); err != nil {
+			// The change is committed (the account cannot sign in, its
+			// refresh tokens are revoked): the answer says so, not the
+			// generic 503, hence the cause logged as text, not wrapped.
+			return store.User{}, &web.PublicError{Status: http.StatusServiceUnavailable, Key: "api.sessions_not_ended",
+				Retry: 5 * time.Second, Err: fmt.Errorf("end the sessions of %s after %s: %s", id, action, err)}
+		}
+	}
+	return u, nil
 }
 
 func (h *Handler) resetFactors(w http.ResponseWriter, r *http.Request, c *call) error {

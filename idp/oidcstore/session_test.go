@@ -137,3 +137,64 @@ func TestAccessTokenLifetimeCapped(t *testing.T) {
 		t.Errorf("AccessTokenLifetime = %v, want 5m", got)
 	}
 }
+
+// RevokeUserAccessTokens refuses every access token issued to the user
+// until now, whatever it is bound to: a session that is still open (not
+// signed out), a refresh family that is not revoked, nothing at all. The
+// refresh tokens are SetStatus's to revoke: they still rotate here, but
+// what a sign-in issues later works.
+func TestRevokeUserAccessTokens(t *testing.T) {
+	forEachStorage(t, func(t *testing.T, e *storageEnv) {
+		ctx := context.Background()
+		bound, err := e.exchange(ctx, e.code(t, "session-a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rotated, err := e.refresh(ctx, bound.refresh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := e.s.AuthRequestByCode(ctx, e.code(t, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		unbound, _, err := e.s.CreateAccessToken(ctx, req) // no session, no family
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(time.Second)
+
+		if err := e.s.RevokeUserAccessTokens(ctx, e.user.ID); err != nil {
+			t.Fatal(err)
+		}
+		for name, tks := range map[string]tokens{
+			"of a session": {access: bound.access}, "of a refresh": {access: rotated.access}, "of neither": {access: unbound},
+		} {
+			if live := e.usable(ctx, tks); len(live) > 0 {
+				t.Errorf("access token %s: %v still usable", name, live)
+			}
+		}
+		// A sign-in after it works; a later revocation refuses it too.
+		e.clock.Advance(time.Second)
+		later, err := e.exchange(ctx, e.code(t, "session-b"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if live := e.usable(ctx, tokens{access: later.access}); len(live) != 2 {
+			t.Errorf("a token issued after the revocation: only %v usable", live)
+		}
+		e.clock.Advance(time.Second)
+		if err := e.s.RevokeUserAccessTokens(ctx, e.user.ID); err != nil {
+			t.Fatal(err)
+		}
+		// A node whose clock is behind does not move the marker back.
+		e.clock.Advance(-2 * time.Second)
+		if err := e.s.RevokeUserAccessTokens(ctx, e.user.ID); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(2 * time.Second)
+		if live := e.usable(ctx, tokens{access: later.access}); len(live) > 0 {
+			t.Errorf("a token issued before the second revocation: %v still usable", live)
+		}
+	})
+}

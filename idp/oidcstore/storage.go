@@ -38,6 +38,9 @@ const (
 	// revokedSessionTTL: an access token of a signed-out browser session is
 	// refused for this long (longer than any access token lives).
 	revokedSessionTTL = 24 * time.Hour
+	// revokedUserTTL: the access tokens issued to a disabled user are
+	// refused for this long (longer than any access token lives).
+	revokedUserTTL = 24 * time.Hour
 )
 
 // Storage implements op.Storage on the durable and ephemeral stores.
@@ -92,6 +95,9 @@ const (
 	keyRevokedFamily = "revfam:"
 	// keyRevokedSession + hashKey(sid): the browser session signed out.
 	keyRevokedSession = "revsess:"
+	// keyRevokedUser + user id: the time until which every access token
+	// issued to the user is refused (RevokeUserAccessTokens).
+	keyRevokedUser = "revuser:"
 )
 
 func (s *Storage) now() time.Time {
@@ -703,7 +709,8 @@ func (s *Storage) TokenRequestByRefreshToken(ctx context.Context, token string) 
 }
 
 // accessToken loads a live access token: not revoked, not expired, not from
-// a revoked refresh family.
+// a revoked refresh family or a signed-out session, not issued to a user
+// before RevokeUserAccessTokens. The markers are read in one round trip.
 func (s *Storage) accessToken(ctx context.Context, id string) (AccessToken, error) {
 	var t AccessToken
 	if _, err := uuid.Parse(id); err != nil {
@@ -718,22 +725,63 @@ func (s *Storage) accessToken(ctx context.Context, id string) (AccessToken, erro
 	if !s.now().Before(t.Expires) {
 		return t, notFound{"access token"}
 	}
+	var markers []string
 	if t.Family != "" {
-		_, err := s.Ephemeral.Get(ctx, keyRevokedFamily+t.Family)
-		switch {
-		case err == nil:
-			return t, notFound{"access token"}
-		case !errors.Is(err, ephemeral.ErrNotFound):
-			return t, fmt.Errorf("check refresh family: %w", err)
-		}
+		markers = append(markers, keyRevokedFamily+t.Family)
 	}
-	if err := s.checkSession(ctx, t.SessionID); err != nil {
-		if IsUnavailable(err) {
-			return t, err
+	if t.SessionID != "" {
+		markers = append(markers, keyRevokedSession+hashKey(t.SessionID))
+	}
+	user := t.Subject != t.ClientID // not a client_credentials token
+	if user {
+		markers = append(markers, keyRevokedUser+t.Subject)
+	}
+	if len(markers) == 0 {
+		return t, nil
+	}
+	vals, err := s.Ephemeral.GetMany(ctx, markers...)
+	if err != nil {
+		return t, fmt.Errorf("check token revocations: %w", err)
+	}
+	for i, v := range vals {
+		if v == nil {
+			continue
+		}
+		if user && i == len(vals)-1 && !revokedBefore(v, t.IssuedAt) {
+			continue // the user's marker, older than the token (a sign-in after an enable)
 		}
 		return t, notFound{"access token"}
 	}
 	return t, nil
+}
+
+// RevokeUserAccessTokens refuses, from now on, every access token issued to
+// the user until now, whatever it is bound to (a browser session, a refresh
+// family, neither); tokens issued later work. For an account that is
+// disabled or closed, so that enabling it again brings none back.
+func (s *Storage) RevokeUserAccessTokens(ctx context.Context, userID string) error {
+	if userID == "" {
+		return nil
+	}
+	now := s.now()
+	err := s.Ephemeral.Update(ctx, keyRevokedUser+userID, revokedUserTTL, func(old []byte) ([]byte, error) {
+		if until, err := strconv.ParseInt(string(old), 10, 64); err == nil && until >= now.UnixNano() {
+			return old, nil // a later revocation already covers now
+		}
+		return []byte(strconv.FormatInt(now.UnixNano(), 10)), nil
+	})
+	if err != nil {
+		return fmt.Errorf("revoke the access tokens of %s: %w", userID, err)
+	}
+	return nil
+}
+
+// revokedBefore reports whether a token issued at issued is refused by the
+// user marker v: issued at or before the time v holds (or v is damaged:
+// refused).
+func revokedBefore(v []byte, issued time.Time) bool {
+	until, err := strconv.ParseInt(string(v), 10, 64)
+	return err != nil || !issued.After(time.Unix(0, until))
 }
 
 // RevokeSession ends the tokens of a browser session at logout: every

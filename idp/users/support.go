@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/google/uuid"
 
@@ -42,10 +43,15 @@ const (
 // "user.enabled" or "user.closed" event and mail's email; it returns the
 // user and whether anything changed (asking for the status the account
 // already has changes nothing and sends nothing). A disabled or closed
-// account cannot sign in and its tokens stop working. Enable brings a
-// disabled account back (active, or pending_activation when it never chose
-// a password); a closed account is reopened by an account request, not
-// here (ErrStatus).
+// account cannot sign in and its tokens stop working: every refresh token
+// of the user is revoked in the same transaction (the event's
+// "refresh_tokens" says how many), so that none works again after an
+// enable; enable revokes again what a refresh or code exchange racing the
+// disable may have issued. Browser sessions and access tokens live in the
+// ephemeral store: the server ends them (api.Handler.EndSessions). Enable
+// brings a disabled account back (active, or pending_activation when it
+// never chose a password); a closed account is reopened by an account
+// request, not here (ErrStatus).
 func (s *Service) SetStatus(ctx context.Context, userID, action string, by store.AuditEvent, mail Mail) (store.User, bool, error) {
 	var u store.User
 	changed := false
@@ -91,14 +97,19 @@ func (s *Service) SetStatus(ctx context.Context, userID, action string, by store
 			return fmt.Errorf("users: unknown status action %q", action)
 		}
 		prev := u.Status
-		u.Status, u.UpdatedAt = next, s.now()
+		now := s.now()
+		u.Status, u.UpdatedAt = next, now
 		if err := tx.UpdateUser(ctx, u); err != nil {
 			return err
 		}
 		changed = true
+		revoked, err := tx.RevokeUserRefreshTokens(ctx, userID, "", now)
+		if err != nil {
+			return err
+		}
 		typ := map[string]string{ActionDisable: "user.disabled", ActionEnable: "user.enabled", ActionClose: "user.closed"}[action]
 		if err := tx.AppendAuditEvent(ctx, s.event(ctx, withUser(by, userID), typ,
-			map[string]string{"from": string(prev), "to": string(next)})); err != nil {
+			map[string]string{"from": string(prev), "to": string(next), "refresh_tokens": strconv.FormatInt(revoked, 10)})); err != nil {
 			return err
 		}
 		return s.mail(ctx, tx, typ, u, mail)

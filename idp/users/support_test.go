@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/sesame-idp/sesame/idp/notify"
 	"github.com/sesame-idp/sesame/idp/oidcstore"
 	"github.com/sesame-idp/sesame/idp/store"
@@ -66,6 +68,89 @@ func TestSetStatus(t *testing.T) {
 		}
 		if _, _, err := svc.SetStatus(ctx, "no-such-user", users.ActionDisable, byAdmin, nil); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("unknown user: %v", err)
+		}
+	})
+}
+
+// Disable and close revoke every refresh token of the user in their
+// transaction, so that none works again after an enable; enable revokes
+// what was issued meanwhile (a code exchange racing the disable). Other
+// users' tokens are untouched.
+func TestSetStatusRevokesRefreshTokens(t *testing.T) {
+	eachBackend(t, func(t *testing.T, svc *users.Service) {
+		ctx := context.Background()
+		created, err := svc.CreateUsers(ctx, []users.NewUser{
+			{Username: "lea.roy", Email: "lea@clinique.example", Password: "une phrase de passe assez longue"},
+			{Username: "marc.roy", Email: "marc@clinique.example", Password: "une autre phrase assez longue"},
+		}, byAdmin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lea, marc := created[0].ID, created[1].ID
+		if _, _, err := svc.CreateClient(ctx, users.NewClient{ID: "emr", Name: "EMR", RedirectURIs: []string{"https://emr.example/cb"}}, byAdmin); err != nil {
+			t.Fatal(err)
+		}
+		issue := func(user, session string) string {
+			t.Helper()
+			id := uuid.NewString()
+			if err := svc.Store.CreateRefreshToken(ctx, store.RefreshToken{ID: id, Hash: "hash-" + id, Family: uuid.NewString(),
+				UserID: user, ClientID: "emr", Scopes: []string{"openid", "offline_access"}, SessionID: session,
+				AuthTime: t0, CreatedAt: t0, ExpiresAt: t0.Add(30 * 24 * time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+			return id
+		}
+		revoked := func(id string) bool {
+			t.Helper()
+			rt, err := svc.Store.GetRefreshToken(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return !rt.RevokedAt.IsZero()
+		}
+		lastCount := func(typ string) string {
+			t.Helper()
+			ev, err := svc.Store.ListAuditEvents(ctx, store.AuditFilter{UserID: lea, Type: typ})
+			if err != nil || len(ev) == 0 {
+				t.Fatalf("%s events: %v %v", typ, ev, err)
+			}
+			return ev[0].Details["refresh_tokens"]
+		}
+		setStatus := func(action string) {
+			t.Helper()
+			if _, changed, err := svc.SetStatus(ctx, lea, action, byAdmin, nil); err != nil || !changed {
+				t.Fatalf("%s: changed=%v %v", action, changed, err)
+			}
+		}
+
+		browser, offline, other := issue(lea, "session-1"), issue(lea, ""), issue(marc, "session-2")
+		setStatus(users.ActionDisable)
+		if !revoked(browser) || !revoked(offline) {
+			t.Errorf("after disable: a refresh token of the user is not revoked")
+		}
+		if revoked(other) {
+			t.Errorf("after disable: another user's refresh token is revoked")
+		}
+		if n := lastCount("user.disabled"); n != "2" {
+			t.Errorf("user.disabled refresh_tokens = %q, want 2", n)
+		}
+
+		racing := issue(lea, "session-3") // committed after the disable's revocation
+		setStatus(users.ActionEnable)
+		if !revoked(racing) {
+			t.Errorf("after enable: a token issued while disabled is not revoked")
+		}
+		if n := lastCount("user.enabled"); n != "1" {
+			t.Errorf("user.enabled refresh_tokens = %q, want 1", n)
+		}
+
+		fresh := issue(lea, "session-4") // a sign-in after the enable
+		setStatus(users.ActionClose)
+		if !revoked(fresh) || revoked(other) {
+			t.Errorf("after close: user's token revoked=%v, other's revoked=%v; want true, false", revoked(fresh), revoked(other))
+		}
+		if n := lastCount("user.closed"); n != "1" {
+			t.Errorf("user.closed refresh_tokens = %q, want 1", n)
 		}
 	})
 }
