@@ -121,7 +121,9 @@ func (f *Flow) RecentWithin(s *session.Session, d time.Duration) bool {
 // SignOutEverywhere ends every browser session of the user but keep (a
 // session id; "" ends them all) and revokes the user's refresh tokens but
 // keep's; the access tokens of the sessions ended are refused from now
-// on. It returns how many sessions ended.
+// on, and with keep "" every access token issued to the user until now
+// (one bound to no open session too: a refresh's, after its session
+// expired). It returns how many sessions ended.
 func (f *Flow) SignOutEverywhere(ctx context.Context, userID, keep string) (int, error) {
 	ended, err := f.Sessions.EndUserSessions(ctx, userID, keep)
 	if err != nil {
@@ -134,6 +136,12 @@ func (f *Flow) SignOutEverywhere(ctx context.Context, userID, keep string) (int,
 	}
 	if _, err := f.Store.RevokeUserRefreshTokens(ctx, userID, keep, f.now()); err != nil {
 		return 0, fmt.Errorf("revoke the refresh tokens of %s: %w", userID, err)
+	}
+	if keep == "" {
+		// Last: what was issued while the above ran is refused too.
+		if err := f.Storage.RevokeUserAccessTokens(ctx, userID); err != nil {
+			return 0, err
+		}
 	}
 	return len(ended), nil
 }
