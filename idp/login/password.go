@@ -187,7 +187,11 @@ func (h *Handler) queueReset(r *http.Request, u store.User) error {
 	}
 	hash := oidcstore.HashToken(token)
 	return h.Store.InTx(ctx, func(tx store.Tx) error {
-		// Only the latest link works.
+		// Only the latest link works (under the user's lock: two requests
+		// at once leave one link).
+		if err := tx.LockUser(ctx, u.ID); err != nil {
+			return err
+		}
 		if _, err := tx.ExpireActionTokens(ctx, u.ID, ResetKind, now); err != nil {
 			return err
 		}

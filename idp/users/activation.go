@@ -23,7 +23,8 @@ const PasswordResetKind = "password_reset"
 // NewActivationToken creates a single-use activation link for a
 // pending_activation user, in tx, and returns the token to put in the URL.
 // The user's earlier activation links stop working: only the latest one
-// does.
+// does (callers that may run at once for a user hold its lock,
+// tx.LockUser, as ResendActivation and the approval of a request do).
 func NewActivationToken(ctx context.Context, tx store.Tx, userID string, now time.Time) (string, error) {
 	return NewActivationTokenTTL(ctx, tx, userID, now, ActivationTTL)
 }
