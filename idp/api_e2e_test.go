@@ -686,6 +686,48 @@ func TestAPIDisableEndsSessionsAndTokens(t *testing.T) {
 	})
 }
 
+// After a resend, only the latest emailed activation link works: the
+// first one gets the "expired or already used" page.
+func TestResendActivationOnlyTheLatestLinkWorks(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, env *testEnv) {
+		admin := env.apiClientFor(oidcstore.ScopeAdmin)
+		pending := store.User{ID: uuid.NewString(), Username: "newnurse", Email: "new.nurse@clinic.example", Locale: "fr-CA",
+			Status: store.StatusPendingActivation, AccountType: "person", CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC()}
+		if err := env.store.CreateUser(context.Background(), pending); err != nil {
+			t.Fatal(err)
+		}
+		mails := startSMTPWorker(t, env)
+		var links []string
+		for i := 1; i <= 2; i++ {
+			admin.do("POST", "/users/"+pending.ID+"/resend-activation", nil).want(t, http.StatusOK)
+			got := mails.wait(t, i, 10*time.Second)
+			_, text := parseEmail(t, got[i-1].data)
+			link := activationLinkRE.FindString(text)
+			if got[i-1].rcpt[0] != pending.Email || link == "" {
+				t.Fatalf("activation email %d to %v:\n%s", i, got[i-1].rcpt, text)
+			}
+			links = append(links, link)
+		}
+		activate := func(link string) page {
+			b := newBrowser(t)
+			b.c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+			action, vals := b.get(link).form(t, "activate")
+			vals.Set("password", "une longue phrase de passe")
+			vals.Set("password_confirm", "une longue phrase de passe")
+			return b.post(action, vals)
+		}
+		if p := activate(links[0]); p.status != http.StatusBadRequest || !strings.Contains(p.body, "déjà été utilisé") {
+			t.Fatalf("the first link after a resend: %d %s", p.status, errorText(p.body))
+		}
+		if p := activate(links[1]); p.status != http.StatusSeeOther || !strings.HasSuffix(p.header.Get("Location"), "/account") {
+			t.Fatalf("the latest link: %d %q", p.status, p.header.Get("Location"))
+		}
+		if got, _ := env.store.GetUser(context.Background(), pending.ID); got.Status != store.StatusActive {
+			t.Fatalf("status %s", got.Status)
+		}
+	})
+}
+
 var activationLinkRE = regexp.MustCompile(`http://[^\s]+/activate\?token=[A-Za-z0-9_%-]+`)
 
 // wantMail: exactly one email was queued, to addr, with text in it.

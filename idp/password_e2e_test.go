@@ -403,6 +403,26 @@ func TestForgottenPasswordByEmailAndExpiry(t *testing.T) {
 	})
 }
 
+func TestForgottenPasswordOnlyTheLatestLinkWorks(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, env *testEnv) {
+		withPadLog(env)
+		u := env.user("sophie", pw)
+		b := newBrowser(t)
+		forgot(t, env, b, "sophie")
+		first := resetLinkFromOutbox(t, env, u.Email)
+		forgot(t, env, b, "sophie")
+		second := resetLinkFromOutbox(t, env, u.Email)
+		// A second request ends the first link: the page of a used or
+		// expired link.
+		if p := useLink(t, b, first); p.status != http.StatusBadRequest || !strings.Contains(p.body, "déjà servi") {
+			t.Fatalf("the first link after a second request: %d %s", p.status, errorText(p.body))
+		}
+		if p := useLink(t, b, second); !p.has("mfa") {
+			t.Fatalf("the latest link: %d %s", p.status, p.url)
+		}
+	})
+}
+
 func TestForgottenPasswordLinkUsedOnceConcurrently(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, env *testEnv) {
 		withPadLog(env)

@@ -164,6 +164,19 @@ func TestApproveUpdatesExistingAccount(t *testing.T) {
 		req := f.valid()
 		req.NewUser = NewUser{GivenName: "Marie", FamilyName: "Gagnon", Email: "marie.gagnon@example.org", PreviouslyHadAccount: true}
 		req.PracticeNumber = "1111111"
+		// Links sent to the old address before the account was closed.
+		var oldActivation string
+		if err := s.InTx(ctx, func(tx store.Tx) error {
+			var err error
+			oldActivation, err = users.NewActivationToken(ctx, tx, f.closedNurse.ID, t0.Add(-time.Minute))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateActionToken(ctx, store.ActionToken{Hash: "old-reset", Kind: users.PasswordResetKind, UserID: f.closedNurse.ID,
+			CreatedAt: t0.Add(-time.Minute), ExpiresAt: t0.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
 		res := f.submit(t, req)
 		if res.Kind != store.RequestUpdate {
 			t.Fatalf("kind %s", res.Kind)
@@ -185,6 +198,28 @@ func TestApproveUpdatesExistingAccount(t *testing.T) {
 		ms, _ := s.ListMemberships(ctx, u.ID)
 		if len(ms) != 2 || !ms[0].Primary || ms[0].InstitutionID != instA {
 			t.Fatalf("memberships %+v", ms)
+		}
+
+		// The address changed: the links sent to the old one no longer
+		// work; the welcome's, to the new one, does.
+		if _, err := s.ConsumeActionToken(ctx, oidcstore.HashToken(oldActivation), users.ActivationKind, t0.Add(time.Minute)); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("the activation link sent to the old address still works: %v", err)
+		}
+		if _, err := s.ConsumeActionToken(ctx, "old-reset", users.PasswordResetKind, t0.Add(time.Minute)); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("the forgotten-password link sent to the old address still works: %v", err)
+		}
+		e, ok := f.email(t, welcomeID(res.ID))
+		m := tokenRE.FindStringSubmatch(e.Text)
+		if !ok || e.To != "marie.gagnon@example.org" || m == nil {
+			t.Fatalf("welcome %+v", e)
+		}
+		token, _ := url.QueryUnescape(m[1])
+		if _, err := s.ConsumeActionToken(ctx, oidcstore.HashToken(token), users.ActivationKind, t0.Add(time.Minute)); err != nil {
+			t.Fatalf("the welcome's activation link: %v", err)
+		}
+		events, _ := s.ListAuditEvents(ctx, store.AuditFilter{Type: "account_request.approved"})
+		if len(events) != 1 || events[0].Details["email_changed"] != "true" {
+			t.Fatalf("audit %+v", events)
 		}
 	})
 }

@@ -522,7 +522,9 @@ func (s *Service) verdicts(ctx context.Context, q store.Tx, r store.AccountReque
 // ("account_request.approved"), and the welcome email to the new user's
 // address only (username and a single-use activation link, never a
 // password), whose sending then queues the requester's confirmation and
-// completes the request. Errors: *ForbiddenError (not an admin),
+// completes the request. The account's earlier activation links stop
+// working, and so do its forgotten-password links when its address
+// changes. Errors: *ForbiddenError (not an admin),
 // ErrNotFound, ErrDecided (another decision came first: one user, one
 // email), *ValidationError (a right not requested, or a rule that fails
 // now: e.g. the reference account was closed since).
@@ -625,6 +627,7 @@ func (s *Service) approveTx(ctx context.Context, actor Actor, id string, grantRi
 func (s *Service) applyApproval(ctx context.Context, tx store.Tx, actor Actor, r *store.AccountRequest, e *evaluation,
 	granted []string, now time.Time) (store.User, error) {
 	var u store.User
+	emailChanged := false
 	if e.target.ID != "" {
 		if err := tx.LockUser(ctx, e.target.ID); err != nil {
 			return u, err
@@ -645,12 +648,20 @@ func (s *Service) applyApproval(ctx context.Context, tx store.Tx, actor Actor, r
 		if r.PrescriberNumber != "" {
 			u.PrescriberNumber = r.PrescriberNumber
 		}
+		emailChanged = r.Email != "" && r.Email != u.Email
 		if r.Email != "" {
 			u.Email = r.Email
 		}
 		u.UpdatedAt = now
 		if err := tx.UpdateUser(ctx, u); err != nil {
 			return u, err
+		}
+		if emailChanged {
+			// The links sent to the old address stop working; the welcome
+			// below carries a new activation link to the new one.
+			if _, err := users.ExpireEmailedLinks(ctx, tx, u.ID, now); err != nil {
+				return u, err
+			}
 		}
 	} else {
 		username, err := s.username(ctx, tx, r)
@@ -751,6 +762,9 @@ func (s *Service) applyApproval(ctx context.Context, tx store.Tx, actor Actor, r
 	details := map[string]string{"request_id": r.ID, "kind": r.Kind, "institutions": strings.Join(instIDs(r.Institutions), ",")}
 	if len(granted) > 0 {
 		details["granted_rights"] = strings.Join(granted, ",")
+	}
+	if emailChanged {
+		details["email_changed"] = "true"
 	}
 	return u, tx.AppendAuditEvent(ctx, s.event(ctx, actor, "account_request.approved", u.ID, details))
 }

@@ -27,13 +27,13 @@ import (
 // The answer to a request is the same page whether an account matches or
 // not, and it comes after the same time budget (ResetBudget) in both
 // cases: the work done for a real account (a token, an email in the
-// outbox) hides inside it. The emailed link works once, for ResetTTL; it
-// is used by a POST (link scanners open GETs) and leads to a second factor
-// through the flow, then to the new password, which signs every session
-// out.
+// outbox) hides inside it. The emailed link works once, for ResetTTL, and
+// only until a newer one is sent; it is used by a POST (link scanners open
+// GETs) and leads to a second factor through the flow, then to the new
+// password, which signs every session out.
 
 // ResetKind names forgotten-password tokens in the store.
-const ResetKind = "password_reset"
+const ResetKind = users.PasswordResetKind
 
 // ResetTTL is how long a forgotten-password link works.
 const ResetTTL = 30 * time.Minute
@@ -187,6 +187,14 @@ func (h *Handler) queueReset(r *http.Request, u store.User) error {
 	}
 	hash := oidcstore.HashToken(token)
 	return h.Store.InTx(ctx, func(tx store.Tx) error {
+		// Only the latest link works (under the user's lock: two requests
+		// at once leave one link).
+		if err := tx.LockUser(ctx, u.ID); err != nil {
+			return err
+		}
+		if _, err := tx.ExpireActionTokens(ctx, u.ID, ResetKind, now); err != nil {
+			return err
+		}
 		if err := tx.CreateActionToken(ctx, store.ActionToken{Hash: hash, Kind: ResetKind, UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(ResetTTL)}); err != nil {
 			return err
 		}

@@ -80,6 +80,11 @@ type Tx interface {
 	// ConsumeActionToken marks the token used and returns it, atomically;
 	// ErrNotFound when unknown, of another kind, used or expired at now.
 	ConsumeActionToken(ctx context.Context, hash string, kind string, now time.Time) (ActionToken, error)
+	// ExpireActionTokens ends, at now, every token of the kind of the user
+	// that is neither used nor expired (its ExpiresAt becomes now; UsedAt
+	// stays empty: it was never used), and returns how many: a new link
+	// supersedes the earlier ones.
+	ExpireActionTokens(ctx context.Context, userID, kind string, now time.Time) (int64, error)
 
 	// Clients.
 	CreateClient(ctx context.Context, c Client) error // ErrConflict on a duplicate id

@@ -188,9 +188,9 @@ func (s *Service) ResetSecondFactors(ctx context.Context, userID string, by stor
 type ActivationMail func(u store.User, token string) (notify.Email, error)
 
 // ResendActivation gives an account that was never activated a new
-// single-use activation link (ActivationTTL), with an
-// "user.activation_resent" event, and queues the email mail builds with
-// it, to the user's address only. ErrStatus for an account that is not
+// single-use activation link (ActivationTTL), which ends the earlier ones,
+// with an "user.activation_resent" event, and queues the email mail builds
+// with it, to the user's address only. ErrStatus for an account that is not
 // pending_activation; an *InputError when it has no email address.
 func (s *Service) ResendActivation(ctx context.Context, userID string, by store.AuditEvent, mail ActivationMail) (store.User, error) {
 	if mail == nil {

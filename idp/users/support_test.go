@@ -192,7 +192,7 @@ func TestResetSecondFactors(t *testing.T) {
 func TestResendActivation(t *testing.T) {
 	eachBackend(t, func(t *testing.T, svc *users.Service) {
 		ctx := context.Background()
-		admin, _, err := svc.BootstrapAdmin(ctx, "admin", "admin@clinique.example", byAdmin)
+		admin, first, err := svc.BootstrapAdmin(ctx, "admin", "admin@clinique.example", byAdmin)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -206,6 +206,10 @@ func TestResendActivation(t *testing.T) {
 		}
 		if _, err := svc.ResendActivation(ctx, admin.ID, byAdmin, mail); err != nil || token == "" {
 			t.Fatalf("resend: %v (token %q)", err, token)
+		}
+		// Only the latest link works.
+		if _, err := svc.Store.ConsumeActionToken(ctx, oidcstore.HashToken(first), users.ActivationKind, t0.Add(time.Hour)); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("the first link still works after a resend: %v", err)
 		}
 		tok, err := svc.Store.ConsumeActionToken(ctx, oidcstore.HashToken(token), users.ActivationKind, t0.Add(time.Hour))
 		if err != nil || tok.UserID != admin.ID {

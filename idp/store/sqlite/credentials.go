@@ -187,3 +187,14 @@ func (q queries) ConsumeActionToken(ctx context.Context, hash string, kind strin
 	}
 	return t, nil
 }
+
+func (q queries) ExpireActionTokens(ctx context.Context, userID, kind string, now time.Time) (int64, error) {
+	const query = `UPDATE action_tokens SET expires_at = ?3
+		WHERE user_id = ?1 AND kind = ?2 AND used_at IS NULL AND expires_at > ?3`
+
+	n, err := rowsAffected(q.w.ExecContext(ctx, query, userID, kind, ts(now)))
+	if err != nil {
+		return 0, fmt.Errorf("expire %s tokens of %s: %w", kind, userID, err)
+	}
+	return n, nil
+}

@@ -303,6 +303,54 @@ func testActionTokens(t *testing.T, s store.Store) {
 	equal(t, got.UsedAt, at(time.Hour-time.Microsecond), "UsedAt just before expiry")
 }
 
+func testExpireActionTokens(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u, _ := seed(t, s)
+	other := newUser("user-2", "bob")
+	must(t, s.CreateUser(ctx, other))
+	tok := func(hash, kind, userID string, expires time.Duration) {
+		t.Helper()
+		must(t, s.CreateActionToken(ctx, store.ActionToken{Hash: hash, Kind: kind, UserID: userID, CreatedAt: t0, ExpiresAt: at(expires)}))
+	}
+	tok("act-1", "activation", u.ID, time.Hour)
+	tok("act-2", "activation", u.ID, 2*time.Hour)
+	tok("act-used", "activation", u.ID, time.Hour)
+	_, err := s.ConsumeActionToken(ctx, "act-used", "activation", at(time.Minute))
+	must(t, err)
+	tok("act-expired", "activation", u.ID, 5*time.Minute)
+	tok("reset-1", "password_reset", u.ID, time.Hour)
+	tok("bob-1", "activation", other.ID, time.Hour)
+
+	now := at(10 * time.Minute)
+	n, err := s.ExpireActionTokens(ctx, u.ID, "activation", now)
+	must(t, err)
+	equal(t, n, int64(2), "ExpireActionTokens count (the used and the expired tokens are not counted)")
+	for _, h := range []string{"act-1", "act-2", "act-used", "act-expired"} {
+		_, err := s.ConsumeActionToken(ctx, h, "activation", now)
+		wantErr(t, err, store.ErrNotFound, "ConsumeActionToken "+h+" after ExpireActionTokens")
+	}
+	n, err = s.ExpireActionTokens(ctx, u.ID, "activation", at(11*time.Minute))
+	must(t, err)
+	equal(t, n, int64(0), "ExpireActionTokens again")
+	n, err = s.ExpireActionTokens(ctx, "user-unknown", "activation", now)
+	must(t, err)
+	equal(t, n, int64(0), "ExpireActionTokens of an unknown user")
+
+	// Another kind and another user keep their tokens; a token created
+	// afterwards works.
+	got, err := s.ConsumeActionToken(ctx, "reset-1", "password_reset", at(11*time.Minute))
+	must(t, err)
+	equal(t, got.ExpiresAt, at(time.Hour), "ExpiresAt of a token of another kind")
+	got, err = s.ConsumeActionToken(ctx, "bob-1", "activation", at(11*time.Minute))
+	must(t, err)
+	equal(t, got.ExpiresAt, at(time.Hour), "ExpiresAt of another user's token")
+	must(t, s.CreateActionToken(ctx, store.ActionToken{Hash: "act-3", Kind: "activation", UserID: u.ID,
+		CreatedAt: now, ExpiresAt: at(time.Hour)}))
+	got, err = s.ConsumeActionToken(ctx, "act-3", "activation", at(11*time.Minute))
+	must(t, err)
+	equal(t, got.UserID, u.ID, "ConsumeActionToken of a token created after ExpireActionTokens")
+}
+
 func testActionTokenConflict(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	u, _ := seed(t, s)

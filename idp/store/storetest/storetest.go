@@ -64,6 +64,7 @@ var cases = []testCase{
 	{"RecoveryCodes/ReplaceIsAtomic", testReplaceRecoveryCodesAtomic},
 	{"ActionTokens/Consume", testActionTokens},
 	{"ActionTokens/Conflict", testActionTokenConflict},
+	{"ActionTokens/Expire", testExpireActionTokens},
 	{"Clients/CreateGet", testCreateGetClient},
 	{"Clients/List", testListClients},
 	{"Clients/Update", testUpdateClient},

@@ -107,6 +107,10 @@ func (s txStore) ConsumeActionToken(ctx context.Context, hash, kind string, now 
 	return in(ctx, s, func(tx store.Tx) (store.ActionToken, error) { return tx.ConsumeActionToken(ctx, hash, kind, now) })
 }
 
+func (s txStore) ExpireActionTokens(ctx context.Context, userID, kind string, now time.Time) (int64, error) {
+	return in(ctx, s, func(tx store.Tx) (int64, error) { return tx.ExpireActionTokens(ctx, userID, kind, now) })
+}
+
 func (s txStore) CreateClient(ctx context.Context, c store.Client) error {
 	return do(ctx, s, func(tx store.Tx) error { return tx.CreateClient(ctx, c) })
 }
