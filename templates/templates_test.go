@@ -716,7 +716,7 @@ func TestActivateWithoutToken(t *testing.T) {
 	if rec.Code != 410 || doc.has("form") || !doc.has("div.error[role=alert]") {
 		t.Errorf("expired activation: want status 410, the error and no form")
 	}
-	if !strings.Contains(doc.text(), "expiré ou a déjà été utilisé") {
+	if !strings.Contains(doc.text(), "un lien plus récent vous a été envoyé") {
 		t.Errorf("activation_invalid message missing")
 	}
 }
