@@ -499,7 +499,7 @@ func (s *Storage) storeAccessToken(ctx context.Context, t *AccessToken, ttl time
 	t.ID = uuid.NewString()
 	t.IssuedAt = s.now()
 	t.Expires = t.IssuedAt.Add(ttl)
-	return s.putJSON(ctx, keyAccessToken+t.ID, t, ttl)
+	return s.Ephemeral.Put(ctx, keyAccessToken+t.ID, encodeAccessToken(t), ttl)
 }
 
 func (s *Storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
@@ -716,10 +716,14 @@ func (s *Storage) accessToken(ctx context.Context, id string) (AccessToken, erro
 	if _, err := uuid.Parse(id); err != nil {
 		return t, notFound{"access token"}
 	}
-	if err := s.getJSON(ctx, keyAccessToken+id, &t); err != nil {
+	b, err := s.Ephemeral.Get(ctx, keyAccessToken+id)
+	if err != nil {
 		if errors.Is(err, ephemeral.ErrNotFound) {
 			return t, notFound{"access token"}
 		}
+		return t, fmt.Errorf("load access token: %w", err)
+	}
+	if err := decodeAccessToken(b, &t); err != nil {
 		return t, fmt.Errorf("load access token: %w", err)
 	}
 	if !s.now().Before(t.Expires) {
