@@ -407,8 +407,16 @@ func report(w io.Writer, r result, withOther bool) {
 	}
 	line := fmt.Sprintf("%-24s %8d ops %9.1f/s  p50 %8s  p95 %8s  p99 %8s  errors %d  cpu/op %s",
 		r.Name, r.Ops, r.perSecond(), round(r.P50), round(r.P95), round(r.P99), r.Errors, perOp(r.ServerCPU))
+	total := r.ServerCPU
 	if withOther {
-		line += fmt.Sprintf(" (+ db/redis %s = %s)", perOp(r.OtherCPU), perOp(r.ServerCPU+r.OtherCPU))
+		total += r.OtherCPU
+		line += fmt.Sprintf(" (+ db/redis %s = %s)", perOp(r.OtherCPU), perOp(total))
+	}
+	// What one core carries of this operation (the server's CPU, with the
+	// database's and Redis's when counted): the figure to size with, apart
+	// from this tool's own share of the machine.
+	if ok := r.Ops - r.Errors; ok > 0 && total > 0 {
+		line += fmt.Sprintf("  capacity %.0f/s per core", float64(ok)/total)
 	}
 	fmt.Fprintln(w, line)
 	if r.FirstError != "" {

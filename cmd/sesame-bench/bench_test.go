@@ -73,7 +73,7 @@ func TestBenchShortRun(t *testing.T) {
 			t.Errorf("%s: %d ops, %d errors (%s), p50 %v, p99 %v", r.Name, r.Ops, r.Errors, r.FirstError, r.P50, r.P99)
 		}
 	}
-	for _, want := range append([]string{"ops", "/s", "p50", "p95", "p99", "errors 0", "cpu/op", "argon2id m=19456 KiB"}, scenarios...) {
+	for _, want := range append([]string{"ops", "/s", "p50", "p95", "p99", "errors 0", "cpu/op", "per core", "argon2id m=19456 KiB"}, scenarios...) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}

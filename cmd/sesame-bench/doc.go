@@ -8,7 +8,8 @@
 // full flow (authorize → password → TOTP → token → userinfo) — with a
 // progress line, and prints throughput, p50/p95/p99 latency, errors, and
 // CPU per operation: the server's process_cpu_seconds_total from /metrics
-// before and after, plus, with -cpu-pids, the database's and Redis's.
+// before and after, plus, with -cpu-pids, the database's and Redis's —
+// and from it what one core carries of each operation.
 //
 //	sesame-bench -config sesame.yaml -url http://127.0.0.1:8080 -users 500 -concurrency 16 -duration 20s
 //
