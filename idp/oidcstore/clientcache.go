@@ -79,8 +79,9 @@ const maxCachedUsers = 10000
 
 // userCache keeps the users read for userinfo, introspection and refresh answers
 // for Storage.UserTTL, as clientCache does clients: a changed or disabled
-// account is seen within UserTTL (an access token stays usable until it
-// expires in any case).
+// account is seen within UserTTL (and a disable or close through the API
+// or the console refuses the account's access tokens at once:
+// RevokeUserAccessTokens).
 type userCache struct {
 	mu sync.RWMutex
 	m  map[string]cachedUser
