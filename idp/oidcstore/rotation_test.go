@@ -9,15 +9,8 @@ import (
 	"time"
 
 	"github.com/sesame-idp/sesame/idp/ephemeral"
-	"github.com/sesame-idp/sesame/idp/store"
+	"github.com/sesame-idp/sesame/internal/faulty"
 )
-
-// failingRotation is a store whose rotations fail as a database outage.
-type failingRotation struct{ store.Store }
-
-func (failingRotation) RotateRefreshToken(context.Context, string, store.RefreshToken) error {
-	return store.ErrUnavailable
-}
 
 // accessTokenKeys is an ephemeral store that remembers the access tokens
 // written to it.
@@ -49,7 +42,9 @@ func TestFailedRotationLeavesNoAccessToken(t *testing.T) {
 		rec := &accessTokenKeys{Store: e.s.Ephemeral}
 		e.s.Ephemeral = rec
 		healthy := e.s.Store
-		e.s.Store = failingRotation{healthy}
+		down := faulty.NewStore(healthy)
+		down.Down("RotateRefreshToken")
+		e.s.Store = down
 		if _, err := e.refresh(ctx, tks.refresh); !IsUnavailable(err) {
 			t.Fatalf("refresh with the database failing: %v, want temporarily unavailable", err)
 		}
