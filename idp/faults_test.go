@@ -260,10 +260,18 @@ func TestDependencyErrorIsNoVerdict(t *testing.T) {
 				status, body := r.postForm("/oauth/introspect", url.Values{"token": {tok.AccessToken}})
 				wantUnavailableJSON(t, status, body, "introspection")
 			})
+			// A refresh that asks for no scope claims its token in one
+			// statement; one that asks for a scope reads it, then rotates it.
+			t.Run("refresh: claim", func(t *testing.T) {
+				defer fe.up()
+				fe.st.Down("ClaimRefreshToken")
+				status, body := r.postForm("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
+				wantUnavailableJSON(t, status, body, "refresh")
+			})
 			t.Run("refresh: lookup", func(t *testing.T) {
 				defer fe.up()
 				fe.st.Down("GetRefreshTokenByHash")
-				status, body := r.postForm("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
+				status, body := r.postForm("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "scope": {"openid"}})
 				wantUnavailableJSON(t, status, body, "refresh")
 			})
 			t.Run("refresh: user", func(t *testing.T) {
@@ -275,7 +283,7 @@ func TestDependencyErrorIsNoVerdict(t *testing.T) {
 			t.Run("refresh: rotation", func(t *testing.T) {
 				defer fe.up()
 				fe.st.Down("RotateRefreshToken")
-				status, body := r.postForm("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
+				status, body := r.postForm("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "scope": {"openid"}})
 				wantUnavailableJSON(t, status, body, "refresh")
 			})
 			t.Run("revoke: access token", func(t *testing.T) {

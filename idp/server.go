@@ -404,19 +404,26 @@ func (s *Server) ensureClient(want store.Client) error {
 }
 
 // withTokenClient tells the storage which client a token request is for
-// (from HTTP Basic or the form), so its tokens use the client's algorithm.
+// (from HTTP Basic or the form, as zitadel/oidc reads it), so its tokens
+// use the client's algorithm; a refresh_token grant that asks for no scope
+// is marked for a claim of its token (oidcstore.WithRefreshClaim).
 func withTokenClient(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		_ = r.ParseForm() // a bad form is the provider's to refuse
 		id, _, ok := r.BasicAuth()
 		if ok {
 			if u, err := url.QueryUnescape(id); err == nil {
 				id = u
 			}
-		} else if err := r.ParseForm(); err == nil {
+		} else {
 			id = r.PostForm.Get("client_id")
 		}
-		if id != "" && len(id) <= 128 {
+		switch {
+		case id == "" || len(id) > 128:
+		case r.PostForm.Get("grant_type") == "refresh_token" && !r.Form.Has("scope"):
+			r = r.WithContext(oidcstore.WithRefreshClaim(r.Context(), id))
+		default:
 			r = r.WithContext(oidcstore.WithClientID(r.Context(), id))
 		}
 		next.ServeHTTP(w, r)

@@ -37,6 +37,10 @@ type Store interface {
 	// GetMany gets several keys in one round trip: values[i] is the value
 	// of keys[i], nil when it is not set.
 	GetMany(ctx context.Context, keys ...string) ([][]byte, error)
+	// PutGet puts key as Put does, then gets other, in one round trip:
+	// the value of other, nil when it is not set. The put is done even
+	// when the get finds nothing; an error may leave it done or not.
+	PutGet(ctx context.Context, key string, value []byte, ttl time.Duration, other string) ([]byte, error)
 	// Delete removes key; deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
 	// Take gets and deletes key atomically: of concurrent callers, exactly one

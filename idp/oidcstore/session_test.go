@@ -65,7 +65,8 @@ func TestRevokeSession(t *testing.T) {
 
 // A refresh that rotates while the session is being revoked does not
 // leave a usable token behind: in even rounds the logout races the whole
-// refresh, in odd rounds it lands after the token was loaded.
+// refresh, in odd rounds it lands after the token was loaded (claimed,
+// when the refresh is marked for a claim: half the rounds).
 func TestRevokeSessionDuringRefresh(t *testing.T) {
 	const rounds = 200
 	forEachStorage(t, func(t *testing.T, e *storageEnv) {
@@ -88,12 +89,16 @@ func TestRevokeSessionDuringRefresh(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				req, err := e.s.TokenRequestByRefreshToken(ctx, tks.refresh)
+				rctx := ctx
+				if round%4 >= 2 {
+					rctx = WithRefreshClaim(ctx, e.client.ID)
+				}
+				req, err := e.s.TokenRequestByRefreshToken(rctx, tks.refresh)
 				close(loaded)
 				if rerr = err; err != nil {
 					return
 				}
-				rotated.access, rotated.refresh, _, rerr = e.s.CreateAccessAndRefreshTokens(ctx, req, tks.refresh)
+				rotated.access, rotated.refresh, _, rerr = e.s.CreateAccessAndRefreshTokens(rctx, req, tks.refresh)
 			}()
 			go func() {
 				defer wg.Done()

@@ -502,16 +502,39 @@ func (s *Storage) storeAccessToken(ctx context.Context, t *AccessToken, ttl time
 	return s.Ephemeral.Put(ctx, keyAccessToken+t.ID, encodeAccessToken(t), ttl)
 }
 
+// errSessionEnded refuses tokens for a browser session that has ended.
+func errSessionEnded() error { return oidc.ErrInvalidGrant().WithDescription("the session has ended") }
+
+// putAccessToken stores t and, in the same round trip, reads its browser
+// session's end marker (checkSession): ended reports a signed-out session,
+// whose access token is refused anyway (accessToken reads the marker).
+// Whatever happened before the call is seen: a logout sets its marker
+// before it revokes the session's refresh tokens.
+func (s *Storage) putAccessToken(ctx context.Context, t *AccessToken, ttl time.Duration) (ended bool, err error) {
+	if t.SessionID == "" {
+		return false, s.storeAccessToken(ctx, t, ttl)
+	}
+	t.ID = uuid.NewString()
+	t.IssuedAt = s.now()
+	t.Expires = t.IssuedAt.Add(ttl)
+	marker, err := s.Ephemeral.PutGet(ctx, keyAccessToken+t.ID, encodeAccessToken(t), ttl,
+		keyRevokedSession+hashKey(t.SessionID))
+	if err != nil {
+		return false, fmt.Errorf("store access token: %w", err)
+	}
+	return marker != nil, nil
+}
+
 func (s *Storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
 	t, client, err := s.grantOf(ctx, req)
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	if err := s.checkSession(ctx, t.SessionID); err != nil {
+	switch ended, err := s.putAccessToken(ctx, &t, client.AccessTokenLifetime()); {
+	case err != nil:
 		return "", time.Time{}, s.fail(ctx, err)
-	}
-	if err := s.storeAccessToken(ctx, &t, client.AccessTokenLifetime()); err != nil {
-		return "", time.Time{}, s.fail(ctx, err)
+	case ended:
+		return "", time.Time{}, errSessionEnded()
 	}
 	if a, ok := req.(*AuthRequest); ok && a.codeHash != "" {
 		if err := s.recordCodeUse(ctx, a.codeHash, t.ID, ""); err != nil {
@@ -548,6 +571,17 @@ func (s *Storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 		ExpiresAt: now.Add(client.RefreshTokenLifetime()),
 	}
 	if rt, ok := req.(*RefreshTokenRequest); ok && current != "" {
+		if rt.next != nil && rt.current != nil {
+			// A narrowed scope (not marked for a claim, see
+			// WithRefreshClaim): the successor has the token's scopes,
+			// so the token is given back and rotated below.
+			if err := s.unclaim(ctx, rt); err != nil {
+				return "", "", time.Time{}, s.fail(ctx, err)
+			}
+		}
+		if rt.next != nil {
+			return s.finishClaim(ctx, rt, &t, client)
+		}
 		next.Family, next.ParentID = rt.t.Family, rt.t.ID
 		next.Scopes = rt.scopes()
 		// A refresh family never outlives the sign-in's lifetime.
@@ -589,25 +623,46 @@ func (s *Storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 	if err := s.Store.CreateRefreshToken(ctx, next); err != nil {
 		return "", "", time.Time{}, s.fail(ctx, err)
 	}
-	// After storing the token: a logout that revoked the session's tokens
-	// in the durable store while this one was being written set its marker
-	// first (RevokeSession), so it is seen here.
-	if err := s.checkSession(ctx, next.SessionID); err != nil {
-		_ = s.revokeFamily(ctx, next.Family)
-		return "", "", time.Time{}, s.fail(ctx, err)
-	}
+	// After storing the token, the access token and the session check in
+	// one round trip: a logout that revoked the session's tokens in the
+	// durable store while this one was being written set its marker first
+	// (RevokeSession), so it is seen here. On any failure the new refresh
+	// token, committed but never handed out, ends with its family.
 	t.Family = next.Family
 	t.Scopes = next.Scopes
-	if err := s.storeAccessToken(ctx, &t, client.AccessTokenLifetime()); err != nil {
-		// The new refresh token is committed but its value never reaches
-		// the client: the family ends here.
+	if ended, err := s.putAccessToken(ctx, &t, client.AccessTokenLifetime()); err != nil || ended {
 		_ = s.revokeFamily(ctx, next.Family)
-		return "", "", time.Time{}, s.fail(ctx, err)
+		if err != nil {
+			return "", "", time.Time{}, s.fail(ctx, err)
+		}
+		return "", "", time.Time{}, errSessionEnded()
 	}
 	if a, ok := req.(*AuthRequest); ok && a.codeHash != "" {
 		if err := s.recordCodeUse(ctx, a.codeHash, t.ID, next.Family); err != nil {
 			return "", "", time.Time{}, err
 		}
+	}
+	return t.ID, value, t.Expires, nil
+}
+
+// finishClaim issues the access token of a claimed refresh token (its
+// successor is committed): the access token and the session check in one
+// round trip, after the claim's commit, so that a logout that missed the
+// successor in the durable store is seen (its marker comes first). When
+// the ephemeral store fails, the claim is undone and the presented token
+// works again; when the session has ended, the family is revoked.
+func (s *Storage) finishClaim(ctx context.Context, rt *RefreshTokenRequest, t *AccessToken, client *Client) (string, string, time.Time, error) {
+	t.Family, t.Scopes = rt.t.Family, rt.t.Scopes
+	value := rt.next.value
+	ended, err := s.putAccessToken(ctx, t, client.AccessTokenLifetime())
+	switch {
+	case err != nil:
+		_ = s.Ephemeral.Delete(context.WithoutCancel(ctx), keyAccessToken+t.ID)
+		_ = s.unclaim(ctx, rt)
+		return "", "", time.Time{}, s.fail(ctx, err)
+	case ended:
+		_ = s.revokeFamily(ctx, rt.t.Family)
+		return "", "", time.Time{}, errSessionEnded()
 	}
 	return t.ID, value, t.Expires, nil
 }
@@ -663,6 +718,13 @@ func (s *Storage) revokeFamily(ctx context.Context, family string) error {
 type RefreshTokenRequest struct {
 	t       store.RefreshToken
 	current []string
+	next    *successor // the token was claimed (WithRefreshClaim)
+}
+
+// successor is the refresh token a claim stored in place of the presented
+// one; its value reaches the client with the access token.
+type successor struct {
+	id, value string
 }
 
 var _ op.RefreshTokenRequest = (*RefreshTokenRequest)(nil)
@@ -681,10 +743,35 @@ func (r *RefreshTokenRequest) scopes() []string {
 	return r.t.Scopes
 }
 
+// TokenRequestByRefreshToken loads the presented token, and claims it when
+// the request is marked (WithRefreshClaim): one statement then rotates it
+// and stores its successor, and CreateAccessAndRefreshTokens has only the
+// access token left to store. A token found but not claimed is judged as
+// an unmarked one is (revoked, reused, expired); a live one not claimed
+// (another client's, or a concurrent claim won) goes on unclaimed:
+// zitadel/oidc refuses another client's, and the rotation of the other
+// finds the reuse.
 func (s *Storage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
-	t, err := s.Store.GetRefreshTokenByHash(ctx, HashToken(token))
+	var (
+		t    store.RefreshToken
+		next *successor
+		err  error
+	)
+	if m, _ := ctx.Value(clientIDKey{}).(*clientMemo); m != nil && m.claim {
+		n := &successor{id: uuid.NewString(), value: randomToken()}
+		var claimed bool
+		t, claimed, err = s.Store.ClaimRefreshToken(ctx, HashToken(token), m.id, n.id, HashToken(n.value), s.now())
+		if claimed {
+			next = n
+		}
+	} else {
+		t, err = s.Store.GetRefreshTokenByHash(ctx, HashToken(token))
+	}
 	if err != nil {
 		return nil, s.verdict(ctx, err, oidc.ErrInvalidGrant().WithDescription("invalid refresh token"))
+	}
+	if next != nil {
+		return s.claimedRequest(ctx, t, next)
 	}
 	switch {
 	case !t.RevokedAt.IsZero():
@@ -706,6 +793,35 @@ func (s *Storage) TokenRequestByRefreshToken(ctx context.Context, token string) 
 		return nil, oidc.ErrInvalidGrant().WithDescription("the account is not active")
 	}
 	return &RefreshTokenRequest{t: t}, nil
+}
+
+// claimedRequest checks the account of a claimed token; when it is not
+// active, or cannot be loaded, the claim is undone.
+func (s *Storage) claimedRequest(ctx context.Context, t store.RefreshToken, next *successor) (op.RefreshTokenRequest, error) {
+	rt := &RefreshTokenRequest{t: t, next: next}
+	u, err := s.loadUser(ctx, t.UserID)
+	switch {
+	case err != nil:
+		_ = s.unclaim(ctx, rt)
+		return nil, s.verdict(ctx, err, oidc.ErrInvalidGrant().WithDescription("the account is not active"))
+	case u.Status != store.StatusActive:
+		_ = s.unclaim(ctx, rt)
+		return nil, oidc.ErrInvalidGrant().WithDescription("the account is not active")
+	}
+	return rt, nil
+}
+
+// unclaim gives the presented refresh token back when its successor will
+// not reach the client: the client may present it again. When that fails
+// too, the token stays rotated, and presenting it again is a reuse (the
+// user signs in again).
+func (s *Storage) unclaim(ctx context.Context, rt *RefreshTokenRequest) error {
+	err := s.Store.UnclaimRefreshToken(context.WithoutCancel(ctx), rt.t.ID, rt.next.id)
+	if err != nil {
+		s.Logger.Error("give back a claimed refresh token", "err", err)
+	}
+	rt.next = nil
+	return err
 }
 
 // accessToken loads a live access token: not revoked, not expired, not from
@@ -819,7 +935,7 @@ func (s *Storage) checkSession(ctx context.Context, sessionID string) error {
 	_, err := s.Ephemeral.Get(ctx, keyRevokedSession+hashKey(sessionID))
 	switch {
 	case err == nil:
-		return oidc.ErrInvalidGrant().WithDescription("the session has ended")
+		return errSessionEnded()
 	case errors.Is(err, ephemeral.ErrNotFound):
 		return nil
 	default:
@@ -905,6 +1021,7 @@ type clientIDKey struct{}
 type clientMemo struct {
 	id     string
 	client *store.Client
+	claim  bool // WithRefreshClaim
 }
 
 // WithClientID marks a token request's context with the client it is for:
@@ -912,6 +1029,18 @@ type clientMemo struct {
 // loaded once for the request.
 func WithClientID(ctx context.Context, clientID string) context.Context {
 	return context.WithValue(ctx, clientIDKey{}, &clientMemo{id: clientID})
+}
+
+// WithRefreshClaim marks a refresh_token grant's context as WithClientID
+// does, and lets TokenRequestByRefreshToken claim the presented token for
+// clientID (rotate it and store its successor in one statement,
+// store.ClaimRefreshToken). zitadel/oidc calls TokenRequestByRefreshToken
+// once clientID is authenticated, then refuses the grant only when the
+// token is another client's (a claim needs the token's client) or when a
+// scope asked for was not granted: mark only grants that ask for no scope.
+// Unmarked, the token is read, then rotated by CreateAccessAndRefreshTokens.
+func WithRefreshClaim(ctx context.Context, clientID string) context.Context {
+	return context.WithValue(ctx, clientIDKey{}, &clientMemo{id: clientID, claim: true})
 }
 
 // getClient loads a client, once per request when the request is marked.

@@ -162,8 +162,15 @@ func (e *storageEnv) exchange(ctx context.Context, code string) (tokens, error) 
 	return tokens{access, refresh}, nil
 }
 
-// refresh is the storage's part of a refresh grant.
+// refresh is the storage's part of a refresh grant, marked for a claim as
+// the token endpoint marks one that asks for no scope.
 func (e *storageEnv) refresh(ctx context.Context, refreshToken string) (tokens, error) {
+	return e.refreshUnmarked(WithRefreshClaim(ctx, e.client.ID), refreshToken)
+}
+
+// refreshUnmarked is a refresh grant not marked for a claim (one that
+// narrows the scope): the token is read, then rotated.
+func (e *storageEnv) refreshUnmarked(ctx context.Context, refreshToken string) (tokens, error) {
 	req, err := e.s.TokenRequestByRefreshToken(ctx, refreshToken)
 	if err != nil {
 		return tokens{}, err

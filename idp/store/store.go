@@ -101,6 +101,22 @@ type Tx interface {
 	// atomically, only if oldID is neither rotated nor revoked: ErrConflict
 	// otherwise (a reuse), ErrNotFound if there is no such token.
 	RotateRefreshToken(ctx context.Context, oldID string, next RefreshToken) error
+	// ClaimRefreshToken finds the token whose hash is hash and, when it is
+	// live at at (issued to clientID, neither rotated nor revoked, expiring
+	// after at), rotates it in the same statement: it is marked rotated at
+	// at and its successor is stored with the ID and hash given, created at
+	// at, and the rest copied from it (family, user, client, scopes,
+	// audience, authentication, session, expiry; parent the claimed
+	// token). It returns the token as found, with RotatedAt at when claimed.
+	// A token found but not claimed (not live, another client's, or a
+	// concurrent claim won) comes back as it is with claimed false: the
+	// caller tells why. ErrNotFound when no token has that hash.
+	ClaimRefreshToken(ctx context.Context, hash, clientID, nextID, nextHash string, at time.Time) (t RefreshToken, claimed bool, err error)
+	// UnclaimRefreshToken undoes a claim whose successor never reached the
+	// client: it deletes nextID, the successor of oldID, and clears
+	// oldID's RotatedAt. Nothing happens when nextID is not oldID's
+	// successor (no longer there). A revoked token stays revoked.
+	UnclaimRefreshToken(ctx context.Context, oldID, nextID string) error
 	RevokeRefreshToken(ctx context.Context, id string, at time.Time) error
 	// RevokeRefreshFamily revokes every token of the family not yet revoked.
 	RevokeRefreshFamily(ctx context.Context, family string, at time.Time) (int64, error)

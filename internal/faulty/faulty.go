@@ -139,6 +139,20 @@ func (s *Store) GetRefreshTokenByHash(ctx context.Context, hash string) (store.R
 	return s.Store.GetRefreshTokenByHash(ctx, hash)
 }
 
+func (s *Store) ClaimRefreshToken(ctx context.Context, hash, clientID, nextID, nextHash string, at time.Time) (store.RefreshToken, bool, error) {
+	if err := s.fail("ClaimRefreshToken"); err != nil {
+		return store.RefreshToken{}, false, err
+	}
+	return s.Store.ClaimRefreshToken(ctx, hash, clientID, nextID, nextHash, at)
+}
+
+func (s *Store) UnclaimRefreshToken(ctx context.Context, oldID, nextID string) error {
+	if err := s.fail("UnclaimRefreshToken"); err != nil {
+		return err
+	}
+	return s.Store.UnclaimRefreshToken(ctx, oldID, nextID)
+}
+
 func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next store.RefreshToken) error {
 	if err := s.fail("RotateRefreshToken"); err != nil {
 		return err
@@ -225,6 +239,13 @@ func (e *Ephemeral) GetMany(ctx context.Context, keys ...string) ([][]byte, erro
 		return nil, err
 	}
 	return e.Store.GetMany(ctx, keys...)
+}
+
+func (e *Ephemeral) PutGet(ctx context.Context, key string, value []byte, ttl time.Duration, other string) ([]byte, error) {
+	if err := e.fail("put get", key, other); err != nil {
+		return nil, err
+	}
+	return e.Store.PutGet(ctx, key, value, ttl, other)
 }
 
 func (e *Ephemeral) Delete(ctx context.Context, key string) error {

@@ -33,7 +33,7 @@ func Run(t *testing.T, newStore NewStore) {
 		name string
 		fn   func(t *testing.T, s ephemeral.Store, advance Clock)
 	}{
-		{"PutGet", testPutGet},
+		{"PutGet", testPutThenGet},
 		{"PutOverwrites", testPutOverwrites},
 		{"PutNew", testPutNew},
 		{"Delete", testDelete},
@@ -50,6 +50,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ConcurrentPutNew", testConcurrentPutNew},
 		{"ConcurrentIncr", testConcurrentIncr},
 		{"GetMany", testGetMany},
+		{"PutGet", testPutThenGet},
 		{"Update", testUpdate},
 		{"ConcurrentUpdate", testConcurrentUpdate},
 	}
@@ -415,6 +416,40 @@ func testGetMany(t *testing.T, s ephemeral.Store, advance Clock) {
 	}
 	if got, err := s.GetMany(t.Context()); err != nil || len(got) != 0 {
 		t.Errorf("GetMany() = %v, %v", got, err)
+	}
+}
+
+func testPutThenGet(t *testing.T, s ephemeral.Store, advance Clock) {
+	ctx := t.Context()
+	mustPut(t, s, "other", "omega", long)
+	mustPut(t, s, "empty", "", long)
+	for _, tc := range []struct{ key, value, other, want string }{
+		{"k1", "v1", "other", "omega"},
+		{"k2", "v2", "missing", "<nil>"},
+		{"k3", "v3", "empty", ""},
+		{"k4", "v4", "k4", "v4"}, // the put comes first
+	} {
+		got, err := s.PutGet(ctx, tc.key, []byte(tc.value), short, tc.other)
+		if err != nil {
+			t.Fatalf("PutGet(%s, %s): %v", tc.key, tc.other, err)
+		}
+		str := string(got)
+		if got == nil {
+			str = "<nil>"
+		}
+		if str != tc.want {
+			t.Errorf("PutGet(%s, %s) = %q, want %q", tc.key, tc.other, str, tc.want)
+		}
+		if v, err := s.Get(ctx, tc.key); err != nil || string(v) != tc.value {
+			t.Errorf("Get(%s) after PutGet = %q, %v, want %q", tc.key, v, err, tc.value)
+		}
+	}
+	if _, err := s.PutGet(ctx, "k5", []byte("v"), 0, "other"); err == nil {
+		t.Error("PutGet with a zero ttl succeeded")
+	}
+	advance(2 * short)
+	if _, err := s.Get(ctx, "k1"); !errors.Is(err, ephemeral.ErrNotFound) {
+		t.Errorf("Get(k1) after its ttl: %v, want ErrNotFound", err)
 	}
 }
 

@@ -141,6 +141,18 @@ func (s *Store) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
 	return out, nil
 }
 
+// PutGet puts key, then returns a copy of other's value (nil when not set).
+func (s *Store) PutGet(ctx context.Context, key string, value []byte, ttl time.Duration, other string) ([]byte, error) {
+	if err := s.Put(ctx, key, value, ttl); err != nil {
+		return nil, err
+	}
+	v, err := s.GetMany(ctx, other)
+	if err != nil {
+		return nil, err
+	}
+	return v[0], nil
+}
+
 // Delete removes key, value or counter.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {

@@ -235,6 +235,43 @@ func (s *Store) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
 	return out, nil
 }
 
+// PutGet is a pipeline of a SET and a GET: one round trip (to each node
+// when the keys are in different Cluster slots).
+func (s *Store) PutGet(ctx context.Context, key string, value []byte, ttl time.Duration, other string) ([]byte, error) {
+	ttl, err := checkTTL(ttl)
+	if err != nil {
+		return nil, err
+	}
+	k, o := s.prefix+key, s.prefix+other
+	var get *goredis.StringCmd
+	cmds, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		p.Set(ctx, k, s.seal(k, value), ttl)
+		get = p.Get(ctx, o)
+		return nil
+	})
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, fail("put get", err)
+	}
+	if err := cmds[0].Err(); err != nil {
+		return nil, fail("put get", err)
+	}
+	sealed, err := get.Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fail("put get", err)
+	}
+	v, err := s.open(o, sealed)
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		v = []byte{} // set, and empty
+	}
+	return v, nil
+}
+
 // Delete removes key: DEL.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := s.client.Del(ctx, s.prefix+key).Err(); err != nil {

@@ -43,6 +43,8 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 	check("take", err)
 	_, err = s.GetMany(ctx, "k", "l")
 	check("get many", err)
+	_, err = s.PutGet(ctx, "k", []byte("v"), time.Minute, "l")
+	check("put get", err)
 	check("put", s.Put(ctx, "k", []byte("v"), time.Minute))
 	check("put new", s.PutNew(ctx, "k", []byte("v"), time.Minute))
 	check("delete", s.Delete(ctx, "k"))

@@ -94,6 +94,64 @@ func (q queries) RotateRefreshToken(ctx context.Context, oldID string, next stor
 	return nil
 }
 
+// ClaimRefreshToken is one statement (one round trip, committed on its
+// own outside a transaction): the token as found (cur), its rotation when
+// live (old), and the insert of its successor, which only happens if the
+// update did. Of concurrent claims one wins; a loser's update waits for
+// the winner's commit, then finds rotated_at set and changes nothing.
+func (q queries) ClaimRefreshToken(ctx context.Context, hash, clientID, nextID, nextHash string, at time.Time) (store.RefreshToken, bool, error) {
+	const query = `WITH cur AS (
+			SELECT ` + refreshTokenCols + ` FROM refresh_tokens WHERE hash = $1
+		), old AS (
+			UPDATE refresh_tokens t SET rotated_at = $5
+			FROM cur
+			WHERE t.id = cur.id AND t.rotated_at IS NULL AND t.revoked_at IS NULL
+				AND t.expires_at > $5 AND t.client_id = $2
+			RETURNING t.id, t.family, t.user_id, t.client_id, t.scopes, t.audience, t.auth_time,
+				t.amr, t.acr, t.session_id, t.expires_at
+		), next AS (
+			INSERT INTO refresh_tokens (` + refreshTokenCols + `)
+			SELECT $3::text, $4::text, family, id, user_id, client_id, scopes, audience, auth_time,
+				amr, acr, session_id, $5::timestamptz, expires_at, NULL, NULL
+			FROM old
+			RETURNING id
+		)
+		SELECT ` + refreshTokenCols + `, EXISTS (SELECT 1 FROM next) FROM cur`
+
+	var (
+		t       store.RefreshToken
+		claimed bool
+	)
+	err := q.guarded(ctx, func(q queries) error {
+		err := q.q.QueryRow(ctx, query, hash, clientID, nextID, nextHash, at).Scan(&t.ID, &t.Hash,
+			&t.Family, &t.ParentID, &t.UserID, &t.ClientID, (*listCol)(&t.Scopes), (*listCol)(&t.Audience),
+			(*timeCol)(&t.AuthTime), (*listCol)(&t.AMR), &t.ACR, &t.SessionID, (*timeCol)(&t.CreatedAt),
+			(*timeCol)(&t.ExpiresAt), (*timeCol)(&t.RotatedAt), (*timeCol)(&t.RevokedAt), &claimed)
+		return mapErr(err)
+	})
+	if err != nil {
+		return store.RefreshToken{}, false, fmt.Errorf("claim refresh token: %w", err)
+	}
+	if claimed {
+		t.RotatedAt = at.UTC()
+	}
+	return t, claimed, nil
+}
+
+// UnclaimRefreshToken is one statement: the successor is deleted, and the
+// claimed token's rotation cleared only if the successor was there.
+func (q queries) UnclaimRefreshToken(ctx context.Context, oldID, nextID string) error {
+	const query = `WITH gone AS (
+			DELETE FROM refresh_tokens WHERE id = $2 AND parent_id = $1 RETURNING parent_id
+		)
+		UPDATE refresh_tokens SET rotated_at = NULL WHERE id IN (SELECT parent_id FROM gone)`
+
+	if _, err := q.q.Exec(ctx, query, oldID, nextID); err != nil {
+		return fmt.Errorf("unclaim refresh token %s: %w", oldID, mapErr(err))
+	}
+	return nil
+}
+
 // RevokeRefreshToken keeps the time of the first revocation.
 func (q queries) RevokeRefreshToken(ctx context.Context, id string, at time.Time) error {
 	const query = `UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1`

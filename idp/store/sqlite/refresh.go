@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -85,6 +86,73 @@ func (q queries) RotateRefreshToken(ctx context.Context, oldID string, next stor
 	})
 	if err != nil {
 		return fmt.Errorf("rotate refresh token %s: %w", oldID, err)
+	}
+	return nil
+}
+
+// ClaimRefreshToken reads, rotates and inserts in one transaction, which
+// holds the write lock: of concurrent claims one wins.
+func (q queries) ClaimRefreshToken(ctx context.Context, hash, clientID, nextID, nextHash string, at time.Time) (store.RefreshToken, bool, error) {
+	const (
+		getSQL    = `SELECT ` + refreshTokenCols + ` FROM refresh_tokens WHERE hash = ?1`
+		rotateSQL = `UPDATE refresh_tokens SET rotated_at = ?2
+			WHERE id = ?1 AND rotated_at IS NULL AND revoked_at IS NULL`
+		insertSQL = `INSERT INTO refresh_tokens (` + refreshTokenCols + `)
+			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)`
+	)
+
+	var (
+		t       store.RefreshToken
+		claimed bool
+	)
+	err := q.atomic(ctx, func(q queries) error {
+		var err error
+		claimed = false
+		if t, err = scanRefreshToken(q.w.QueryRowContext(ctx, getSQL, hash)); err != nil {
+			return err
+		}
+		if !t.RotatedAt.IsZero() || !t.RevokedAt.IsZero() || !at.Before(t.ExpiresAt) || t.ClientID != clientID {
+			return nil
+		}
+		if n, err := rowsAffected(q.w.ExecContext(ctx, rotateSQL, t.ID, ts(at))); err != nil || n != 1 {
+			return cmp.Or(err, store.ErrConflict)
+		}
+		next := t
+		next.ID, next.Hash, next.ParentID, next.CreatedAt = nextID, nextHash, t.ID, at
+		next.RotatedAt, next.RevokedAt = time.Time{}, time.Time{}
+		if _, err := q.w.ExecContext(ctx, insertSQL, refreshTokenArgs(next)...); err != nil {
+			return mapErr(err)
+		}
+		claimed = true
+		return nil
+	})
+	if err != nil {
+		return store.RefreshToken{}, false, fmt.Errorf("claim refresh token: %w", err)
+	}
+	if claimed {
+		t.RotatedAt = at.UTC()
+	}
+	return t, claimed, nil
+}
+
+// UnclaimRefreshToken deletes the successor and, if it was there, clears
+// the claimed token's rotation, in one transaction.
+func (q queries) UnclaimRefreshToken(ctx context.Context, oldID, nextID string) error {
+	const (
+		deleteSQL   = `DELETE FROM refresh_tokens WHERE id = ?2 AND parent_id = ?1`
+		unrotateSQL = `UPDATE refresh_tokens SET rotated_at = NULL WHERE id = ?1`
+	)
+
+	err := q.atomic(ctx, func(q queries) error {
+		n, err := rowsAffected(q.w.ExecContext(ctx, deleteSQL, oldID, nextID))
+		if err != nil || n == 0 {
+			return err
+		}
+		_, err = q.w.ExecContext(ctx, unrotateSQL, oldID)
+		return mapErr(err)
+	})
+	if err != nil {
+		return fmt.Errorf("unclaim refresh token %s: %w", oldID, err)
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ func RunConcurrency(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConsumeRecoveryCode", testRaceRecoveryCode},
 		{"CreateUser", testRaceCreateUser},
 		{"RotateRefreshToken", testRaceRotateRefreshToken},
+		{"ClaimRefreshToken", testRaceClaimRefreshToken},
 		{"AdvanceTOTPStep", testRaceAdvanceTOTPStep},
 		{"ConsumeActionToken", testRaceConsumeActionToken},
 		{"ClaimOutbox", testRaceClaimOutbox},
@@ -123,6 +124,30 @@ func testRaceRotateRefreshToken(t *testing.T, s store.Store) {
 			must(t, err)
 		} else if !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("token %s of a losing rotation: %v, want ErrNotFound", id, err)
+		}
+	}
+}
+
+func testRaceClaimRefreshToken(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u, c := seed(t, s)
+	first := newRefreshToken("rt-0", "fam", "", u.ID, c.ID, t0)
+	must(t, s.CreateRefreshToken(ctx, first))
+	next := seq("rt-next-", workers)
+	errs := race(workers, func(i int) error {
+		_, claimed, err := s.ClaimRefreshToken(ctx, first.Hash, c.ID, next[i], "hash-"+next[i], at(time.Hour))
+		if err == nil && !claimed {
+			err = store.ErrConflict
+		}
+		return err
+	})
+	w := oneWins(t, errs, store.ErrConflict)
+	for i, id := range next {
+		_, err := s.GetRefreshToken(ctx, id)
+		if i == w {
+			must(t, err)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("token %s of a losing claim: %v, want ErrNotFound", id, err)
 		}
 	}
 }

@@ -100,6 +100,130 @@ func testRotateRefreshTokenAtomic(t *testing.T, s store.Store) {
 	must(t, s.RotateRefreshToken(ctx, "rt-1", next))
 }
 
+func testClaimRefreshToken(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u, c := seed(t, s)
+	first := newRefreshToken("rt-1", "fam-1", "", u.ID, c.ID, t0)
+	must(t, s.CreateRefreshToken(ctx, first))
+
+	got, claimed, err := s.ClaimRefreshToken(ctx, first.Hash, c.ID, "rt-2", "hash-rt-2", at(time.Hour))
+	must(t, err)
+	equal(t, claimed, true, "claimed")
+	want := first
+	want.RotatedAt = at(time.Hour)
+	equal(t, got, want, "the claimed token")
+	stored, err := s.GetRefreshToken(ctx, "rt-1")
+	must(t, err)
+	equal(t, stored, want, "the claimed token as stored")
+	next, err := s.GetRefreshTokenByHash(ctx, "hash-rt-2")
+	must(t, err)
+	wantNext := first
+	wantNext.ID, wantNext.Hash, wantNext.ParentID, wantNext.CreatedAt = "rt-2", "hash-rt-2", "rt-1", at(time.Hour)
+	equal(t, next, wantNext, "the successor (the claimed token's family, user, client, scopes, session and expiry)")
+
+	// A second claim of the same token changes nothing and returns it as it is.
+	got, claimed, err = s.ClaimRefreshToken(ctx, first.Hash, c.ID, "rt-3", "hash-rt-3", at(2*time.Hour))
+	must(t, err)
+	equal(t, claimed, false, "claimed again")
+	equal(t, got, want, "the token claimed again")
+	_, err = s.GetRefreshToken(ctx, "rt-3")
+	wantErr(t, err, store.ErrNotFound, "successor of a second claim")
+
+	// The successor is claimed in turn.
+	_, claimed, err = s.ClaimRefreshToken(ctx, "hash-rt-2", c.ID, "rt-3", "hash-rt-3", at(2*time.Hour))
+	must(t, err)
+	equal(t, claimed, true, "the successor claimed")
+
+	_, _, err = s.ClaimRefreshToken(ctx, "hash-unknown", c.ID, "rt-4", "hash-rt-4", at(2*time.Hour))
+	wantErr(t, err, store.ErrNotFound, "ClaimRefreshToken unknown")
+
+	// A taken successor hash claims nothing.
+	must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt-9", "fam-9", "", u.ID, c.ID, t0)))
+	_, _, err = s.ClaimRefreshToken(ctx, "hash-rt-3", c.ID, "rt-4", "hash-rt-9", at(3*time.Hour))
+	wantErr(t, err, store.ErrConflict, "ClaimRefreshToken with a taken hash")
+	stored, err = s.GetRefreshToken(ctx, "rt-3")
+	must(t, err)
+	equal(t, stored.RotatedAt.IsZero(), true, "rt-3 not rotated after a failed claim")
+}
+
+// Revoked, expired, rotated and other clients' tokens are returned as they
+// are, and not claimed.
+func testClaimRefusesDeadTokens(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u, c := seed(t, s)
+	other := newClient("client-2")
+	must(t, s.CreateClient(ctx, other))
+	live := newRefreshToken("rt-live", "fam-1", "", u.ID, c.ID, t0)
+	revoked := newRefreshToken("rt-revoked", "fam-2", "", u.ID, c.ID, t0)
+	revoked.RevokedAt = at(time.Minute)
+	rotated := newRefreshToken("rt-rotated", "fam-3", "", u.ID, c.ID, t0)
+	rotated.RotatedAt = at(time.Minute)
+	for _, rt := range []store.RefreshToken{live, revoked, rotated} {
+		must(t, s.CreateRefreshToken(ctx, rt))
+	}
+	for _, tc := range []struct {
+		name   string
+		tok    store.RefreshToken
+		client string
+		at     time.Time
+	}{
+		{"revoked", revoked, c.ID, at(time.Hour)},
+		{"rotated", rotated, c.ID, at(time.Hour)},
+		{"another client's", live, other.ID, at(time.Hour)},
+		{"no client", live, "", at(time.Hour)},
+		{"expired", live, c.ID, live.ExpiresAt},
+	} {
+		got, claimed, err := s.ClaimRefreshToken(ctx, tc.tok.Hash, tc.client, "rt-next", "hash-rt-next", tc.at)
+		must(t, err)
+		equal(t, claimed, false, tc.name+" token claimed")
+		equal(t, got, tc.tok, tc.name+" token as returned")
+		stored, err := s.GetRefreshToken(ctx, tc.tok.ID)
+		must(t, err)
+		equal(t, stored, tc.tok, tc.name+" token as stored")
+		_, err = s.GetRefreshToken(ctx, "rt-next")
+		wantErr(t, err, store.ErrNotFound, "successor of a "+tc.name+" token")
+	}
+}
+
+func testUnclaimRefreshToken(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u, c := seed(t, s)
+	first := newRefreshToken("rt-1", "fam-1", "", u.ID, c.ID, t0)
+	must(t, s.CreateRefreshToken(ctx, first))
+	_, _, err := s.ClaimRefreshToken(ctx, first.Hash, c.ID, "rt-2", "hash-rt-2", at(time.Hour))
+	must(t, err)
+
+	// Another token's ID as the successor: nothing happens.
+	must(t, s.UnclaimRefreshToken(ctx, "rt-1", "rt-unknown"))
+	must(t, s.UnclaimRefreshToken(ctx, "rt-2", "rt-1"))
+	stored, err := s.GetRefreshToken(ctx, "rt-1")
+	must(t, err)
+	equal(t, stored.RotatedAt, at(time.Hour), "rt-1 rotated after unclaims that did not match")
+
+	must(t, s.UnclaimRefreshToken(ctx, "rt-1", "rt-2"))
+	stored, err = s.GetRefreshToken(ctx, "rt-1")
+	must(t, err)
+	equal(t, stored, first, "rt-1 after the unclaim")
+	_, err = s.GetRefreshToken(ctx, "rt-2")
+	wantErr(t, err, store.ErrNotFound, "the successor after the unclaim")
+	must(t, s.UnclaimRefreshToken(ctx, "rt-1", "rt-2")) // again: nothing to undo
+
+	// Claimed again, revoked with its family (a reuse seen meanwhile), then
+	// unclaimed: it stays revoked.
+	_, claimed, err := s.ClaimRefreshToken(ctx, first.Hash, c.ID, "rt-3", "hash-rt-3", at(2*time.Hour))
+	must(t, err)
+	equal(t, claimed, true, "claimed after the unclaim")
+	_, err = s.RevokeRefreshFamily(ctx, "fam-1", at(3*time.Hour))
+	must(t, err)
+	must(t, s.UnclaimRefreshToken(ctx, "rt-1", "rt-3"))
+	stored, err = s.GetRefreshToken(ctx, "rt-1")
+	must(t, err)
+	equal(t, stored.RevokedAt, at(3*time.Hour), "rt-1 revoked after the unclaim")
+	_, claimed, err = s.ClaimRefreshToken(ctx, first.Hash, c.ID, "rt-4", "hash-rt-4", at(4*time.Hour))
+	must(t, err)
+	equal(t, claimed, false, "a revoked token claimed after an unclaim")
+}
+
 func testRevokeRefreshToken(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	u, c := seed(t, s)

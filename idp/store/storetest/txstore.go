@@ -143,6 +143,18 @@ func (s txStore) GetRefreshTokenByHash(ctx context.Context, hash string) (store.
 	return in(ctx, s, func(tx store.Tx) (store.RefreshToken, error) { return tx.GetRefreshTokenByHash(ctx, hash) })
 }
 
+func (s txStore) ClaimRefreshToken(ctx context.Context, hash, clientID, nextID, nextHash string, at time.Time) (store.RefreshToken, bool, error) {
+	var claimed bool
+	t, err := in(ctx, s, func(tx store.Tx) (store.RefreshToken, error) {
+		t, c, err := tx.ClaimRefreshToken(ctx, hash, clientID, nextID, nextHash, at)
+		claimed = c
+		return t, err
+	})
+	return t, claimed, err
+}
+func (s txStore) UnclaimRefreshToken(ctx context.Context, oldID, nextID string) error {
+	return do(ctx, s, func(tx store.Tx) error { return tx.UnclaimRefreshToken(ctx, oldID, nextID) })
+}
 func (s txStore) RotateRefreshToken(ctx context.Context, oldID string, next store.RefreshToken) error {
 	return do(ctx, s, func(tx store.Tx) error { return tx.RotateRefreshToken(ctx, oldID, next) })
 }
