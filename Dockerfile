@@ -1,11 +1,12 @@
-# Sésame: one static binary on a distroless base.
+# Sésame: one static binary on a distroless base, the release build
+# (scripts/build-release: the BoringCrypto module linked in, for RSA
+# signatures about twice as fast as Go's own).
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/sesame ./cmd/sesame \
- && mkdir -p /out/data
+RUN scripts/build-release /out && mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/sesame /usr/local/bin/sesame

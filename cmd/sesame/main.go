@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 
@@ -96,7 +97,7 @@ func run(ctx context.Context, args []string, e env) int {
 	case "institution":
 		err = cmdInstitution(ctx, args, e)
 	case "version":
-		fmt.Fprintln(e.stdout, "sesame", versionString())
+		fmt.Fprintln(e.stdout, "sesame", versionString(), runtime.Version(), "crypto:"+cryptoModule())
 	case "help", "-h", "--help":
 		fmt.Fprint(e.stdout, usage)
 	default:

@@ -19,8 +19,8 @@ func (a *app) newRegistry() *prometheus.Registry {
 	durable, shortLived := a.backendNames()
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name:        "sesame_build_info",
-		Help:        "Always 1: the version of the binary, its Go version and the backends it uses.",
-		ConstLabels: prometheus.Labels{"version": versionString(), "go_version": runtime.Version(), "store": durable, "ephemeral": shortLived},
+		Help:        "Always 1: the version of the binary, its Go version, its cryptography (go, or boringcrypto for the release build) and the backends it uses.",
+		ConstLabels: prometheus.Labels{"version": versionString(), "go_version": runtime.Version(), "crypto": cryptoModule(), "store": durable, "ephemeral": shortLived},
 	}, func() float64 { return 1 }))
 	if p, ok := a.store.(interface{ PoolStat() *pgxpool.Stat }); ok {
 		reg.MustRegister(pgPoolCollector{p.PoolStat})

@@ -40,7 +40,7 @@ func TestMetricsListenerAndPools(t *testing.T) {
 		t.Fatalf("/metrics on metrics.addr: %d", code)
 	}
 	for _, want := range []string{
-		`sesame_build_info{ephemeral="redis",go_version=`, `store="postgres"`,
+		`sesame_build_info{crypto="` + cryptoModule() + `",ephemeral="redis",go_version=`, `store="postgres"`,
 		"sesame_db_pool_connections ", "sesame_db_pool_acquires_total ", "sesame_db_pool_max_connections ",
 		"sesame_redis_pool_connections ", "sesame_redis_pool_hits_total ",
 		"sesame_outbox_backlog ", "sesame_outbox_oldest_age_seconds ",
