@@ -15,11 +15,16 @@ const refreshTokenCols = `id, hash, family, parent_id, user_id, client_id, scope
 
 func scanRefreshToken(row pgx.Row) (store.RefreshToken, error) {
 	var t store.RefreshToken
-	err := row.Scan(&t.ID, &t.Hash, &t.Family, &t.ParentID, &t.UserID, &t.ClientID,
+	err := row.Scan(refreshTokenDest(&t)...)
+	return t, mapErr(err)
+}
+
+// refreshTokenDest are the scan destinations of refreshTokenCols, in order.
+func refreshTokenDest(t *store.RefreshToken) []any {
+	return []any{&t.ID, &t.Hash, &t.Family, &t.ParentID, &t.UserID, &t.ClientID,
 		(*listCol)(&t.Scopes), (*listCol)(&t.Audience), (*timeCol)(&t.AuthTime), (*listCol)(&t.AMR),
 		&t.ACR, &t.SessionID, (*timeCol)(&t.CreatedAt), (*timeCol)(&t.ExpiresAt),
-		(*timeCol)(&t.RotatedAt), (*timeCol)(&t.RevokedAt))
-	return t, mapErr(err)
+		(*timeCol)(&t.RotatedAt), (*timeCol)(&t.RevokedAt)}
 }
 
 // refreshTokenArgs are the values of refreshTokenCols, in order.
@@ -123,11 +128,8 @@ func (q queries) ClaimRefreshToken(ctx context.Context, hash, clientID, nextID, 
 		claimed bool
 	)
 	err := q.guarded(ctx, func(q queries) error {
-		err := q.q.QueryRow(ctx, query, hash, clientID, nextID, nextHash, at).Scan(&t.ID, &t.Hash,
-			&t.Family, &t.ParentID, &t.UserID, &t.ClientID, (*listCol)(&t.Scopes), (*listCol)(&t.Audience),
-			(*timeCol)(&t.AuthTime), (*listCol)(&t.AMR), &t.ACR, &t.SessionID, (*timeCol)(&t.CreatedAt),
-			(*timeCol)(&t.ExpiresAt), (*timeCol)(&t.RotatedAt), (*timeCol)(&t.RevokedAt), &claimed)
-		return mapErr(err)
+		row := q.q.QueryRow(ctx, query, hash, clientID, nextID, nextHash, at)
+		return mapErr(row.Scan(append(refreshTokenDest(&t), &claimed)...))
 	})
 	if err != nil {
 		return store.RefreshToken{}, false, fmt.Errorf("claim refresh token: %w", err)
