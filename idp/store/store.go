@@ -103,7 +103,8 @@ type Tx interface {
 	RotateRefreshToken(ctx context.Context, oldID string, next RefreshToken) error
 	// ClaimRefreshToken finds the token whose hash is hash and, when it is
 	// live at at (issued to clientID, neither rotated nor revoked, expiring
-	// after at), rotates it in the same statement: it is marked rotated at
+	// after at), rotates it atomically with the lookup (one statement on
+	// PostgreSQL, one round trip): it is marked rotated at
 	// at and its successor is stored with the ID and hash given, created at
 	// at, and the rest copied from it (family, user, client, scopes,
 	// audience, authentication, session, expiry; parent the claimed
