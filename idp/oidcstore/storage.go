@@ -495,11 +495,18 @@ func (s *Storage) grantOf(ctx context.Context, req op.TokenRequest) (AccessToken
 	return t, &Client{c: c}, nil
 }
 
-func (s *Storage) storeAccessToken(ctx context.Context, t *AccessToken, ttl time.Duration) error {
+// issueAccessToken gives t its ID and times, and returns its key and
+// record in the ephemeral store.
+func (s *Storage) issueAccessToken(t *AccessToken, ttl time.Duration) (key string, record []byte) {
 	t.ID = uuid.NewString()
 	t.IssuedAt = s.now()
 	t.Expires = t.IssuedAt.Add(ttl)
-	return s.Ephemeral.Put(ctx, keyAccessToken+t.ID, encodeAccessToken(t), ttl)
+	return keyAccessToken + t.ID, encodeAccessToken(t)
+}
+
+func (s *Storage) storeAccessToken(ctx context.Context, t *AccessToken, ttl time.Duration) error {
+	key, record := s.issueAccessToken(t, ttl)
+	return s.Ephemeral.Put(ctx, key, record, ttl)
 }
 
 // errSessionEnded refuses tokens for a browser session that has ended.
@@ -514,11 +521,8 @@ func (s *Storage) putAccessToken(ctx context.Context, t *AccessToken, ttl time.D
 	if t.SessionID == "" {
 		return false, s.storeAccessToken(ctx, t, ttl)
 	}
-	t.ID = uuid.NewString()
-	t.IssuedAt = s.now()
-	t.Expires = t.IssuedAt.Add(ttl)
-	marker, err := s.Ephemeral.PutGet(ctx, keyAccessToken+t.ID, encodeAccessToken(t), ttl,
-		keyRevokedSession+hashKey(t.SessionID))
+	key, record := s.issueAccessToken(t, ttl)
+	marker, err := s.Ephemeral.PutGet(ctx, key, record, ttl, keyRevokedSession+hashKey(t.SessionID))
 	if err != nil {
 		return false, fmt.Errorf("store access token: %w", err)
 	}
