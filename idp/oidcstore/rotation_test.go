@@ -89,6 +89,17 @@ func (e *storageEnv) record() *claimRecorder {
 	return c
 }
 
+// tokens are the tokens of a code exchange for a sign-in with session
+// sid.
+func (e *storageEnv) tokens(t *testing.T, sid string) tokens {
+	t.Helper()
+	tks, err := e.exchange(t.Context(), e.code(t, sid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tks
+}
+
 // tokenByValue is the stored refresh token of a value.
 func (e *storageEnv) tokenByValue(t *testing.T, value string) store.RefreshToken {
 	t.Helper()
@@ -122,10 +133,7 @@ func TestFailedAccessTokenGivesTheClaimBack(t *testing.T) {
 		t.Run(strings.TrimSuffix(prefix, ":"), func(t *testing.T) {
 			forEachStorage(t, func(t *testing.T, e *storageEnv) {
 				ctx := t.Context()
-				tks, err := e.exchange(ctx, e.code(t, "sid-claim"))
-				if err != nil {
-					t.Fatal(err)
-				}
+				tks := e.tokens(t, "sid-claim")
 				rec := e.record()
 				down := faulty.NewEphemeral(e.s.Ephemeral)
 				healthy := e.s.Ephemeral
@@ -160,10 +168,7 @@ func TestFailedAccessTokenGivesTheClaimBack(t *testing.T) {
 func TestClaimNotUndoneIsNeverAcceptedTwice(t *testing.T) {
 	forEachStorage(t, func(t *testing.T, e *storageEnv) {
 		ctx := t.Context()
-		tks, err := e.exchange(ctx, e.code(t, "sid-claim"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		tks := e.tokens(t, "sid-claim")
 		rec := e.record()
 		downE := faulty.NewEphemeral(e.s.Ephemeral)
 		downE.Down(keyAccessToken)
@@ -195,10 +200,7 @@ func TestClaimNotUndoneIsNeverAcceptedTwice(t *testing.T) {
 func TestFailedClaimLeavesTheTokenUsable(t *testing.T) {
 	forEachStorage(t, func(t *testing.T, e *storageEnv) {
 		ctx := t.Context()
-		tks, err := e.exchange(ctx, e.code(t, "sid-claim"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		tks := e.tokens(t, "sid-claim")
 		healthy := e.s.Store
 		down := faulty.NewStore(healthy)
 		down.Down("ClaimRefreshToken")
@@ -219,10 +221,7 @@ func TestFailedClaimLeavesTheTokenUsable(t *testing.T) {
 func TestClaimNeedsTheTokensClient(t *testing.T) {
 	forEachStorage(t, func(t *testing.T, e *storageEnv) {
 		ctx := t.Context()
-		tks, err := e.exchange(ctx, e.code(t, "sid-claim"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		tks := e.tokens(t, "sid-claim")
 		req, err := e.s.TokenRequestByRefreshToken(WithRefreshClaim(ctx, "another-client"), tks.refresh)
 		if err != nil {
 			t.Fatal(err)
@@ -244,10 +243,7 @@ func TestClaimNeedsTheTokensClient(t *testing.T) {
 func TestClaimWithNarrowedScope(t *testing.T) {
 	forEachStorage(t, func(t *testing.T, e *storageEnv) {
 		ctx := WithRefreshClaim(t.Context(), e.client.ID)
-		tks, err := e.exchange(ctx, e.code(t, "sid-claim"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		tks := e.tokens(t, "sid-claim")
 		rec := e.record()
 		req, err := e.s.TokenRequestByRefreshToken(ctx, tks.refresh)
 		if err != nil {
@@ -274,10 +270,7 @@ func TestClaimWithNarrowedScope(t *testing.T) {
 func TestClaimForAnInactiveAccount(t *testing.T) {
 	forEachStorage(t, func(t *testing.T, e *storageEnv) {
 		ctx := t.Context()
-		tks, err := e.exchange(ctx, e.code(t, "sid-claim"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		tks := e.tokens(t, "sid-claim")
 		u := e.user
 		u.Status = store.StatusDisabled
 		if err := e.s.Store.UpdateUser(ctx, u); err != nil {
@@ -303,10 +296,7 @@ func TestConcurrentRefreshesOneWins(t *testing.T) {
 	const workers = 8
 	forEachStorage(t, func(t *testing.T, e *storageEnv) {
 		ctx := context.Background()
-		tks, err := e.exchange(ctx, e.code(t, "sid-claim"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		tks := e.tokens(t, "sid-claim")
 		var (
 			wg    sync.WaitGroup
 			start = make(chan struct{})

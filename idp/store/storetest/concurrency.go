@@ -117,13 +117,19 @@ func testRaceRotateRefreshToken(t *testing.T, s store.Store) {
 	errs := race(workers, func(i int) error {
 		return s.RotateRefreshToken(ctx, "rt-0", newRefreshToken(next[i], "fam", "rt-0", u.ID, c.ID, at(time.Hour)))
 	})
-	w := oneWins(t, errs, store.ErrConflict)
+	onlyWinnerStored(t, s, next, oneWins(t, errs, store.ErrConflict))
+}
+
+// onlyWinnerStored fails unless next[w], the winner's new token, is
+// stored, and none of the losers' is.
+func onlyWinnerStored(t *testing.T, s store.Store, next []string, w int) {
+	t.Helper()
 	for i, id := range next {
-		_, err := s.GetRefreshToken(ctx, id)
+		_, err := s.GetRefreshToken(t.Context(), id)
 		if i == w {
 			must(t, err)
 		} else if !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("token %s of a losing rotation: %v, want ErrNotFound", id, err)
+			t.Errorf("token %s of a loser: %v, want ErrNotFound", id, err)
 		}
 	}
 }
@@ -141,15 +147,7 @@ func testRaceClaimRefreshToken(t *testing.T, s store.Store) {
 		}
 		return err
 	})
-	w := oneWins(t, errs, store.ErrConflict)
-	for i, id := range next {
-		_, err := s.GetRefreshToken(ctx, id)
-		if i == w {
-			must(t, err)
-		} else if !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("token %s of a losing claim: %v, want ErrNotFound", id, err)
-		}
-	}
+	onlyWinnerStored(t, s, next, oneWins(t, errs, store.ErrConflict))
 }
 
 func testRaceAdvanceTOTPStep(t *testing.T, s store.Store) {
