@@ -216,23 +216,33 @@ func (s *Store) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
 	}
 	out := make([][]byte, len(keys))
 	for i, c := range cmds {
-		sealed, err := c.Bytes()
-		if errors.Is(err, goredis.Nil) {
-			continue
-		}
-		if err != nil {
-			return nil, fail("get many", err)
-		}
-		v, err := s.open(s.prefix+keys[i], sealed)
+		v, err := s.reply("get many", s.prefix+keys[i], c)
 		if err != nil {
 			return nil, err
-		}
-		if v == nil {
-			v = []byte{} // set, and empty
 		}
 		out[i] = v
 	}
 	return out, nil
+}
+
+// reply opens the value a pipelined GET of fullKey returned: nil when the
+// key is not set, empty (not nil) when it is set and empty.
+func (s *Store) reply(op, fullKey string, c *goredis.StringCmd) ([]byte, error) {
+	sealed, err := c.Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	v, err := s.open(fullKey, sealed)
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		v = []byte{} // set, and empty
+	}
+	return v, nil
 }
 
 // PutGet is a pipeline of a SET and a GET: one round trip (to each node
@@ -255,21 +265,7 @@ func (s *Store) PutGet(ctx context.Context, key string, value []byte, ttl time.D
 	if err := cmds[0].Err(); err != nil {
 		return nil, fail("put get", err)
 	}
-	sealed, err := get.Bytes()
-	if errors.Is(err, goredis.Nil) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fail("put get", err)
-	}
-	v, err := s.open(o, sealed)
-	if err != nil {
-		return nil, err
-	}
-	if v == nil {
-		v = []byte{} // set, and empty
-	}
-	return v, nil
+	return s.reply("put get", o, get)
 }
 
 // Delete removes key: DEL.

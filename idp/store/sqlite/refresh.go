@@ -107,7 +107,6 @@ func (q queries) ClaimRefreshToken(ctx context.Context, hash, clientID, nextID, 
 	)
 	err := q.atomic(ctx, func(q queries) error {
 		var err error
-		claimed = false
 		if t, err = scanRefreshToken(q.w.QueryRowContext(ctx, getSQL, hash)); err != nil {
 			return err
 		}
